@@ -1,0 +1,94 @@
+# fluidmem build. `make` builds everything into build/; `make test` runs the suite;
+# `make SAN=1` builds a sanitized tree (AddressSanitizer + UBSan) into build-san/.
+CC      ?= cc
+SAN     ?=
+BUILD   ?= $(if $(SAN),build-san,build)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -fPIC -pthread -Iinclude -Isrc/common -D_GNU_SOURCE
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+STORE_LIBS := -lmemcached -lhiredis -lsodium -lxxhash
+COMMON_SRC := $(wildcard src/common/*.c)
+STORE_SRC  := $(wildcard src/store/*.c)
+MON_SRC    := $(wildcard src/monitor/*.c)
+CLIENT_SRC := $(filter-out src/client/preload.c,$(wildcard src/client/*.c))
+CLI_SRC    := $(wildcard src/cli/*.c)
+TEST_SRC   := $(wildcard tests/*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+DAEMON  := $(BUILD)/fluidmemd
+CLI     := $(BUILD)/fluidmem
+LIB     := $(BUILD)/libfluidmem.so
+LIBA    := $(BUILD)/libfluidmem.a
+PRELOAD := $(BUILD)/libfluidmem-preload.so
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+ALL := $(DAEMON) $(CLI) $(LIB) $(LIBA) $(TESTS) $(BENCHES)
+ifeq ($(SAN),)
+ALL += $(PRELOAD) # an ASan runtime cannot be preloaded into other programs
+endif
+
+all: $(ALL)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(DAEMON): $(call obj,$(MON_SRC) $(STORE_SRC) $(COMMON_SRC))
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(STORE_LIBS) -lm
+
+$(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ -lm
+
+$(LIBA): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -Wl,--version-script=src/client/libfluidmem.map -o $@ $^
+
+$(PRELOAD): $(call obj,src/client/preload.c $(CLIENT_SRC) $(COMMON_SRC))
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -o $@ $^ -lmimalloc
+
+$(BUILD)/tests/%: tests/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lm
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lm
+
+demo: all
+	./examples/demo.sh
+
+test: all
+	$(MAKE) SAN=1 all
+	./tests/run.sh
+
+stress: all
+	./tests/run.sh --stress
+
+bench: all
+	./bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/fluidmem
+	install -m 755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(LIB) $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/fluidmem/*.h $(DESTDIR)$(PREFIX)/include/fluidmem/
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all demo test stress bench install clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

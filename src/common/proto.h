@@ -1,0 +1,140 @@
+/* proto.h - the wire protocol between clients, the fluidmem command and fluidmemd.
+ *
+ * One Unix stream socket per connection. Every message is a fixed header and
+ * a payload of the size its type fixes (text payloads excepted), with file
+ * descriptors riding along as SCM_RIGHTS. The first message of a connection
+ * decides its kind: FM_MSG_HELLO makes it a client (it owns a userfaultfd and
+ * registers regions), anything else is a one-shot control request.
+ * All integers are native endian: both ends are on the same host. */
+#ifndef FM_PROTO_H
+#define FM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FM_PROTO_MAGIC 0x4d454d46u /* "FMEM" */
+#define FM_PROTO_VERSION 1
+#define FM_PROTO_MAX_PAYLOAD (1u << 20)
+#define FM_PROTO_MAX_FDS 64
+#define FM_TAG_MAX 32
+
+enum fm_msg_type {
+	/* client connection */
+	FM_MSG_HELLO = 1,       /* fds: uffd, pidfd. payload fm_hello */
+	FM_MSG_REGISTER = 2,    /* fds: memfd. payload fm_register, reply fm_register_reply */
+	FM_MSG_GROW = 3,        /* payload fm_grow: a region's memfd grows (mremap) */
+	FM_MSG_SNAPSHOT = 4,    /* fork: reply fm_snapshot_reply + one fd per region clone */
+	FM_MSG_ADOPT = 5,       /* child after fork: fds memfd, payload fm_adopt */
+	/* control connection */
+	FM_MSG_STATUS = 16,     /* payload fm_status_req, reply text */
+	FM_MSG_SET_BUDGET = 17, /* payload fm_set_budget */
+	FM_MSG_TAG_STATS = 18,  /* payload fm_tag_req, reply fm_stats */
+	FM_MSG_EVICT = 19,      /* payload fm_tag_req (empty tag: all): evict now */
+	FM_MSG_SHUTDOWN = 20,   /* root only: stop the daemon */
+	FM_MSG_REPLY = 64,
+};
+
+struct fm_msg_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t len;    /* payload bytes after this header */
+	int32_t status;  /* replies: 0 or -errno; payload may carry a text reason */
+};
+
+struct fm_hello {
+	uint64_t local_limit;    /* bytes resident for this tag, 0 = only the global budget */
+	char tag[FM_TAG_MAX];    /* groups the processes of one `fluidmem run` for stats and limits */
+	uint32_t flags;
+	uint32_t pad;
+};
+
+#define FM_REGISTER_HEAP 1u     /* the preload's malloc heap */
+#define FM_REGISTER_ADOPTED 2u  /* a memfd the program made itself (QEMU memory backend) */
+struct fm_register {
+	uint64_t addr;           /* where the client mapped the memfd */
+	uint64_t len;            /* bytes mapped, page multiple */
+	uint64_t offset;         /* offset of addr in the memfd, page multiple */
+	uint32_t flags;
+	uint32_t pad;
+};
+struct fm_register_reply {
+	uint64_t region[2];
+};
+
+struct fm_grow {
+	uint64_t region[2];
+	uint64_t new_len;
+};
+
+/* A fork snapshot: one clone per region, in the order of these entries. */
+#define FM_SNAPSHOT_MAX 64
+struct fm_snapshot_entry {
+	uint64_t clone[2];
+	uint64_t addr, len, offset;
+};
+struct fm_snapshot_reply {
+	uint32_t count;
+	uint32_t pad;
+	struct fm_snapshot_entry e[FM_SNAPSHOT_MAX];
+};
+
+struct fm_adopt {
+	uint64_t clone[2];
+	uint64_t addr, len, offset;
+};
+
+#define FM_STATUS_JSON 1u
+struct fm_status_req {
+	uint32_t flags;
+	uint32_t pad;
+};
+
+struct fm_set_budget {
+	uint64_t bytes;
+};
+
+struct fm_tag_req {
+	char tag[FM_TAG_MAX];
+};
+
+/* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
+#define FM_LAT_BUCKETS 256
+struct fm_stats {
+	uint64_t faults_zero;      /* served with a zero page: never-seen or all-zero evicted */
+	uint64_t faults_store;     /* served from the store */
+	uint64_t faults_wp;        /* write-protect faults */
+	uint64_t faults_spurious;  /* already resident when read: just woken */
+	uint64_t faults_poisoned;  /* delivered as SIGBUS */
+	uint64_t evictions;
+	uint64_t pages_written;    /* evicted pages written to the store */
+	uint64_t pages_zero_skipped; /* evicted all-zero pages not written */
+	uint64_t bytes_in, bytes_out;
+	uint64_t store_errors;
+	uint64_t resident_pages, stored_pages, peak_resident_pages;
+	uint64_t regions, clients;
+	uint64_t lat[FM_LAT_BUCKETS]; /* log2-linear histogram, see fm_lat_bucket() */
+};
+
+/* Histogram: 8 sub-buckets per power of two of nanoseconds. */
+unsigned fm_lat_bucket(uint64_t ns);
+uint64_t fm_lat_bucket_value(unsigned b);
+uint64_t fm_lat_percentile(const uint64_t *lat, double p);
+void fm_stats_add(struct fm_stats *dst, const struct fm_stats *src);
+
+/* Send a message with fds (nfds may be 0). Returns 0 or -errno. */
+int fm_send(int sock, uint16_t type, int32_t status, const void *payload, uint32_t len,
+	    const int *fds, int nfds);
+/* Receive one message: header into *h, payload (up to cap bytes) into buf,
+ * fds into fds (up to *nfds, updated). Extra fds are closed; a payload larger
+ * than cap is an error (-EMSGSIZE) after draining it. 0 on success, -ECONNRESET
+ * on EOF, -EPROTO on a bad header. */
+int fm_recv(int sock, struct fm_msg_hdr *h, void *buf, uint32_t cap, int *fds, int *nfds);
+
+/* Connect to the monitor's socket. Returns fd or -errno. */
+int fm_connect_unix(const char *path);
+/* Default socket path: $FLUIDMEM_SOCKET, else /run/fluidmem/fluidmemd.sock. */
+const char *fm_default_socket(void);
+
+#endif
