@@ -15,6 +15,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 STORE_LIBS := -lmemcached -lhiredis -lsodium -lxxhash
+CLI_LIBS   := -ljson-c
 COMMON_SRC := $(wildcard src/common/*.c)
 STORE_SRC  := $(wildcard src/store/*.c)
 MON_SRC    := $(wildcard src/monitor/*.c)
@@ -48,7 +49,7 @@ $(DAEMON): $(call obj,$(MON_SRC) $(STORE_SRC) $(COMMON_SRC))
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(STORE_LIBS) -lm
 
 $(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ -lm
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CLI_LIBS) -lm
 
 $(LIBA): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
 	@rm -f $@
@@ -59,6 +60,11 @@ $(LIB): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
 
 $(PRELOAD): $(call obj,src/client/preload.c $(CLIENT_SRC) $(COMMON_SRC))
 	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -o $@ $^ -lmimalloc
+
+# tests/store-*.c exercise the store backends directly, without a monitor.
+$(BUILD)/tests/store-%: tests/store-%.c $(call obj,$(STORE_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(STORE_LIBS) -lm
 
 $(BUILD)/tests/%: tests/%.c $(LIBA)
 	@mkdir -p $(dir $@)
