@@ -5,7 +5,7 @@
 #   swap_setup [SWAP_SIZE]     probe, then make a swap device (zram, else a swapfile)
 #                              and turn it on; returns 1 with SWAP_SKIP="reason" if this
 #                              machine cannot (not root, no memory cgroup, no swap)
-#   swap_cg_create NAME BUDGET swap|noswap
+#   swap_cg_create NAME BUDGET|max swap|noswap
 #                              a memory cgroup; "swap": capped at BUDGET, swap
 #                              unlimited; "noswap": capped at BUDGET, no swap at all
 #                              (a program bigger than BUDGET is OOM-killed); sets SWAP_CG
@@ -120,7 +120,12 @@ swap_setup() {
 # swap_cg_create NAME BUDGET swap|noswap: sets SWAP_CG to the new cgroup's path.
 swap_cg_create() {
 	local name=$1 budget=$2 mode=$3 cg bytes
-	bytes=$(numfmt --from=iec "${budget%B}") || return 1
+	if [ "$budget" = max ]; then
+		bytes=max
+		[ "$SWAP_CG_KIND" = v1 ] && bytes=-1
+	else
+		bytes=$(numfmt --from=iec "${budget%B}") || return 1
+	fi
 	cg=$SWAP_CG_PARENT/fluidmem-bench-$$-$name
 	[ -d "$cg" ] && swap_cg_remove "$cg"
 	mkdir -p "$cg" || return 1
@@ -137,7 +142,7 @@ swap_cg_create() {
 			echo 0 >"$cg/memory.swappiness" 2>/dev/null
 		else
 			[ "$SWAP_NOSWAP_STRICT" = 1 ] && { echo -1 >"$cg/memory.memsw.limit_in_bytes" || return 1; }
-			echo 60 >"$cg/memory.swappiness" 2>/dev/null
+			echo "${SWAP_SWAPPINESS:-100}" >"$cg/memory.swappiness" 2>/dev/null
 		fi
 	fi
 	SWAP_CG=$cg
