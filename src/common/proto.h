@@ -99,6 +99,12 @@ struct fm_tag_req {
 	char tag[FM_TAG_MAX];
 };
 
+/* The scalar counters of struct fm_stats, for code that prints them all. */
+#define FM_STATS_FIELDS(X) \
+	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \
+	X(evictions) X(pages_written) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
+	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients)
+
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
 #define FM_LAT_BUCKETS 256
 struct fm_stats {

@@ -1,0 +1,545 @@
+/* client.c - one connected process: its registration, its handler thread,
+ * its requests (register, grow, fork snapshot, adopt) and its teardown.
+ *
+ * The handler thread polls the client's userfaultfd, socket and pidfd. The
+ * uffd is drained before the socket is read, so an event the kernel reported
+ * before a request was sent is applied before that request. The client is
+ * gone when its pidfd fires or its socket closes (exec closes it); then its
+ * regions and their store data are freed and the other clients never notice. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fluidmemd.h"
+#include "uffd_compat.h"
+#include "worker.h"
+
+#define MAX_REGION_BYTES (1ull << 46) /* 64 TiB: page indexes fit 32 bits */
+
+/* The kind of an anonymous-inode fd ("[userfaultfd]", "[pidfd]"), via /proc. */
+static bool fd_is(int fd, const char *kind)
+{
+	char path[64], link[128];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = 0;
+	return strncmp(link, "anon_inode:", 11) == 0 && strcmp(link + 11, kind) == 0;
+}
+
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	FILE *f = fopen(path, "r");
+	pid_t pid = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid;
+}
+
+static void reply(int sock, int32_t status, const void *payload, uint32_t len)
+{
+	fm_send(sock, FM_MSG_REPLY, status, payload, len, NULL, 0);
+}
+
+static void reply_error(int sock, int err, const char *why)
+{
+	fm_send(sock, FM_MSG_REPLY, -err, why, (uint32_t)strlen(why) + 1, NULL, 0);
+}
+
+static struct fm_tag *tag_get(const char *name, uint64_t limit_pages)
+{
+	struct fm_tag *t;
+	for (t = D.tags; t; t = t->next)
+		if (strncmp(t->name, name, FM_TAG_MAX) == 0)
+			break;
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return NULL;
+		memcpy(t->name, name, FM_TAG_MAX);
+		t->name[FM_TAG_MAX - 1] = 0;
+		t->next = D.tags;
+		D.tags = t;
+	}
+	if (limit_pages)
+		t->limit_pages = limit_pages;
+	t->clients++;
+	return t;
+}
+
+static int do_register(struct fm_client *c, const struct fm_register *rq, int memfd,
+		       uint64_t id_out[2], const char **why)
+{
+	struct stat sb;
+	*why = "bad registration";
+	if (!rq->len || rq->len % PAGE || rq->addr % PAGE || rq->offset % PAGE) {
+		*why = "region address, length and offset must be non-zero page multiples";
+		return -EINVAL;
+	}
+	if (rq->len > MAX_REGION_BYTES || rq->addr + rq->len < rq->addr) {
+		*why = "region larger than 64 TiB";
+		return -EFBIG;
+	}
+	if (fstat(memfd, &sb) < 0 || !S_ISREG(sb.st_mode) || fcntl(memfd, F_GET_SEALS) < 0) {
+		*why = "the descriptor is not a memfd";
+		return -EBADF;
+	}
+	if ((uint64_t)sb.st_size < rq->offset + rq->len) {
+		*why = "the memfd is smaller than the registered range";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->nmaps; i++)
+		if (rq->addr < c->maps[i].start + c->maps[i].len &&
+		    c->maps[i].start < rq->addr + rq->len) {
+			*why = "range overlaps a registered region";
+			return -EEXIST;
+		}
+	int err = 0;
+	struct fm_region *r = region_new(c, memfd, rq->offset, rq->len, rq->flags, &err);
+	if (!r) {
+		*why = "cannot map the region";
+		return err;
+	}
+	if ((err = map_add(c, rq->addr, rq->len, r, 0)) < 0) {
+		r->memfd = -1;
+		region_free(r, NULL);
+		return err;
+	}
+	r->next = c->regions;
+	c->regions = r;
+	c->st.regions++;
+	id_out[0] = r->id[0];
+	id_out[1] = r->id[1];
+	fm_debug("pid %d: region %016llx at %#llx, %llu MiB", (int)c->pid, (unsigned long long)r->id[0],
+		 (unsigned long long)rq->addr, (unsigned long long)(rq->len >> 20));
+	return 0;
+}
+
+static int do_grow(struct fm_client *c, const struct fm_grow *g, const char **why)
+{
+	struct fm_region *r = region_find(c, g->region);
+	struct stat sb;
+	*why = "no such region";
+	if (!r)
+		return -ENOENT;
+	*why = "bad size";
+	if (g->new_len % PAGE || g->new_len > MAX_REGION_BYTES)
+		return -EINVAL;
+	if (fstat(r->memfd, &sb) < 0 || (uint64_t)sb.st_size < r->base_off + g->new_len) {
+		*why = "the memfd is smaller than the new length";
+		return -EINVAL;
+	}
+	int err = region_grow(r, g->new_len);
+	if (err)
+		return err;
+	for (size_t i = 0; i < c->nmaps; i++)
+		if (c->maps[i].region == r && c->maps[i].page == 0 && c->maps[i].len < g->new_len) {
+			uint64_t start = c->maps[i].start, old = c->maps[i].len;
+			/* only if the space after it is not someone else's map */
+			if (!map_find(c, start + old)) {
+				c->maps[i].len = g->new_len;
+			}
+		}
+	return 0;
+}
+
+/* Copy a batch of stored pages (keys already in w->ios, of the parent
+ * region) to the clone cl. A page the store cannot give back stays lost in
+ * the clone too: the child gets SIGBUS there, as the parent would. */
+static void copy_stored(struct fm_region *cl, struct fm_store *st, struct fm_worker *w, unsigned nio)
+{
+	if (fm_store_read(st, w->ios, nio) < 0)
+		for (unsigned k = 0; k < nio; k++)
+			w->ios[k].status = FM_STORE_UNAVAILABLE;
+	unsigned ok = 0;
+	for (unsigned k = 0; k < nio; k++) {
+		if (w->ios[k].status != FM_STORE_OK) {
+			*page_state(cl, w->ios[k].key.page, true) = PS_LOST;
+			continue;
+		}
+		w->ios[ok] = w->ios[k];
+		w->ios[ok].key.region[0] = cl->id[0];
+		w->ios[ok].key.region[1] = cl->id[1];
+		ok++;
+	}
+	if (ok && fm_store_write(st, w->ios, ok) < 0)
+		for (unsigned k = 0; k < ok; k++)
+			w->ios[k].status = FM_STORE_UNAVAILABLE;
+	for (unsigned k = 0; k < ok; k++) {
+		uint8_t *ks = page_state(cl, w->ios[k].key.page, true);
+		if (w->ios[k].status == FM_STORE_OK) {
+			*ks = PS_STORED | PS_INSTORE;
+			cl->stored++;
+		} else {
+			*ks = PS_LOST;
+		}
+	}
+}
+
+/* Fork: give every region a clone holding its current contents. The child
+ * maps the clones at the same addresses and adopts them (FM_MSG_ADOPT). */
+static void do_snapshot(struct fm_client *c)
+{
+	struct fm_snapshot_reply rep = { 0 };
+	int fds[FM_SNAPSHOT_MAX];
+	struct fm_store *st = worker_store();
+	struct fm_worker *w = worker_get();
+	if (!st || !w) {
+		reply_error(c->sock, EIO, "store unavailable");
+		return;
+	}
+	if (c->nmaps > FM_SNAPSHOT_MAX) {
+		reply_error(c->sock, E2BIG, "too many regions to snapshot for fork");
+		return;
+	}
+	struct fm_region *clones[FM_SNAPSHOT_MAX] = { 0 }, *origs[FM_SNAPSHOT_MAX] = { 0 };
+	unsigned nclones = 0;
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct fm_map *m = &c->maps[i];
+		struct fm_region *cl = NULL;
+		for (unsigned k = 0; k < nclones; k++)
+			if (origs[k] == m->region)
+				cl = clones[k];
+		if (!cl) {
+			struct fm_region *r = m->region;
+			int fd = memfd_create("fluidmem-fork", MFD_CLOEXEC);
+			int err = 0;
+			if (fd < 0 || ftruncate(fd, (off_t)(r->npages * PAGE)) < 0 ||
+			    !(cl = region_new(NULL, fd, 0, r->npages * PAGE, r->flags, &err))) {
+				if (fd >= 0)
+					close(fd);
+				goto fail;
+			}
+			/* Copy: resident pages memfd to memfd, stored pages store to
+			 * store under the clone's id, zero pages stay unset. */
+			unsigned nio = 0;
+			for (uint64_t p = 0; p < r->npages; p++) {
+				if (!r->chunks[p / CHUNK_PAGES]) {
+					p |= CHUNK_PAGES - 1;
+					continue;
+				}
+				uint8_t s = r->chunks[p / CHUNK_PAGES][p % CHUNK_PAGES] & PS_STATE;
+				if (s == PS_EMPTY)
+					continue;
+				uint8_t *cs = page_state(cl, p, true);
+				if (!cs)
+					goto fail_clone;
+				if (s == PS_LOST) {
+					*cs = PS_LOST;
+				} else if (s == PS_RESIDENT) {
+					memcpy(cl->mon + p * PAGE, r->mon + p * PAGE, PAGE);
+					*cs = PS_RESIDENT | PS_QUEUED;
+					region_queue_push(cl, p);
+					cl->resident++;
+				} else {
+					struct fm_store_io *io = &w->ios[nio];
+					io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, p };
+					io->page = w->pages + (size_t)nio * PAGE;
+					io->version = 0;
+					if (++nio == FM_BATCH_MAX) {
+						copy_stored(cl, st, w, nio);
+						nio = 0;
+					}
+				}
+			}
+			if (nio)
+				copy_stored(cl, st, w, nio);
+			account_resident(NULL, (int64_t)cl->resident);
+			origs[nclones] = r;
+			clones[nclones++] = cl;
+		}
+		struct fm_snapshot_entry *e = &rep.e[rep.count];
+		e->clone[0] = cl->id[0];
+		e->clone[1] = cl->id[1];
+		e->addr = m->start;
+		e->len = m->len;
+		e->offset = m->page * PAGE;
+		fds[rep.count++] = cl->memfd;
+	}
+	uint64_t now = fm_now_ns();
+	pthread_mutex_lock(&D.lock);
+	for (unsigned k = 0; k < nclones; k++) {
+		struct fm_pending *pd = calloc(1, sizeof(*pd));
+		if (!pd)
+			continue; /* the clone leaks until shutdown; the child gets ENOENT */
+		pd->region = clones[k];
+		pd->created_ns = now;
+		pd->next = D.pending;
+		D.pending = pd;
+	}
+	pthread_mutex_unlock(&D.lock);
+	fm_send(c->sock, FM_MSG_REPLY, 0, &rep, sizeof(rep), fds, (int)rep.count);
+	return;
+fail_clone:
+	region_free(clones[nclones], st);
+fail:
+	for (unsigned k = 0; k < nclones; k++) {
+		account_resident(NULL, -(int64_t)clones[k]->resident);
+		clones[k]->resident = 0;
+		region_free(clones[k], st);
+	}
+	reply_error(c->sock, ENOMEM, "cannot snapshot the regions for fork");
+}
+
+static int do_adopt(struct fm_client *c, const struct fm_adopt *a, const char **why)
+{
+	struct fm_region *r = region_find(c, a->clone);
+	*why = "no such fork snapshot";
+	if (!r) {
+		pthread_mutex_lock(&D.lock);
+		for (struct fm_pending **pp = &D.pending; *pp; pp = &(*pp)->next) {
+			if ((*pp)->region->id[0] == a->clone[0] && (*pp)->region->id[1] == a->clone[1]) {
+				struct fm_pending *pd = *pp;
+				*pp = pd->next;
+				r = pd->region;
+				free(pd);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&D.lock);
+		if (!r)
+			return -ENOENT;
+		r->owner = c;
+		r->next = c->regions;
+		c->regions = r;
+		c->st.regions++;
+		/* its resident pages were counted globally at snapshot time */
+		atomic_fetch_add(&c->resident, r->resident);
+		if (c->tag)
+			atomic_fetch_add(&c->tag->resident, r->resident);
+	}
+	*why = "bad adopt range";
+	if (a->len % PAGE || a->addr % PAGE || a->offset % PAGE || a->offset / PAGE + a->len / PAGE > r->npages)
+		return -EINVAL;
+	return map_add(c, a->addr, a->len, r, a->offset / PAGE);
+}
+
+/* One request on a client connection. Returns <0 to drop the client. */
+static int client_request(struct fm_client *c)
+{
+	union {
+		struct fm_register reg;
+		struct fm_grow grow;
+		struct fm_adopt adopt;
+		char raw[256];
+	} u;
+	struct fm_msg_hdr h;
+	int fds[FM_PROTO_MAX_FDS], nfds = FM_PROTO_MAX_FDS;
+	int rc = fm_recv(c->sock, &h, &u, sizeof(u), fds, &nfds);
+	if (rc < 0) {
+		if (rc != -ECONNRESET)
+			fm_log("pid %d: bad message (%s): dropping the client", (int)c->pid, strerror(-rc));
+		return rc;
+	}
+	const char *why = "";
+	uint64_t id[2];
+	pthread_mutex_lock(&c->lock);
+	switch (h.type) {
+	case FM_MSG_REGISTER:
+		if (h.len != sizeof(u.reg) || nfds != 1) {
+			rc = -EINVAL;
+			why = "REGISTER takes one memfd and a struct fm_register";
+		} else {
+			rc = do_register(c, &u.reg, fds[0], id, &why);
+			if (rc == 0)
+				nfds = 0; /* the region owns the memfd now */
+		}
+		if (rc == 0)
+			reply(c->sock, 0, id, sizeof(struct fm_register_reply));
+		break;
+	case FM_MSG_GROW:
+		rc = h.len == sizeof(u.grow) ? do_grow(c, &u.grow, &why) : -EINVAL;
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
+		break;
+	case FM_MSG_SNAPSHOT:
+		do_snapshot(c);
+		rc = 0;
+		break;
+	case FM_MSG_ADOPT:
+		rc = h.len == sizeof(u.adopt) ? do_adopt(c, &u.adopt, &why) : -EINVAL;
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
+		break;
+	default:
+		rc = -EINVAL;
+		why = "unknown request on a client connection";
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (rc < 0) {
+		fm_log("pid %d: request %u refused: %s (%s)", (int)c->pid, h.type, why, strerror(-rc));
+		reply_error(c->sock, -rc, why[0] ? why : strerror(-rc));
+	}
+	return 0;
+}
+
+static void client_free(struct fm_client *c)
+{
+	pthread_mutex_lock(&D.lock);
+	for (struct fm_client **pp = &D.clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&D.lock);
+
+	pthread_mutex_lock(&c->lock);
+	struct fm_store *st = worker_store();
+	uint64_t regions = c->st.regions;
+	while (c->regions) {
+		struct fm_region *r = c->regions;
+		c->regions = r->next;
+		region_free(r, st);
+	}
+	c->nmaps = 0;
+	pthread_mutex_unlock(&c->lock);
+
+	pthread_mutex_lock(&D.lock);
+	c->st.regions = regions;
+	c->st.clients = 1;
+	c->st.resident_pages = 0;
+	c->st.stored_pages = 0;
+	fm_stats_add(&D.done, &c->st);
+	if (c->tag) {
+		fm_stats_add(&c->tag->done, &c->st);
+		c->tag->clients--;
+	}
+	pthread_mutex_unlock(&D.lock);
+	fm_debug("pid %d: gone, %llu faults, %llu evictions", (int)c->pid,
+		 (unsigned long long)(c->st.faults_zero + c->st.faults_store),
+		 (unsigned long long)c->st.evictions);
+	close(c->sock);
+	close(c->uffd);
+	close(c->pidfd);
+	close(c->wake_fd);
+	free(c->maps);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void *client_thread(void *arg)
+{
+	struct fm_client *c = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "fm-pid%d", (int)c->pid);
+	pthread_setname_np(pthread_self(), name);
+	struct pollfd pfd[4] = {
+		{ .fd = c->uffd, .events = POLLIN },
+		{ .fd = c->sock, .events = POLLIN },
+		{ .fd = c->pidfd, .events = POLLIN },
+		{ .fd = c->wake_fd, .events = POLLIN },
+	};
+	while (!c->dead) {
+		if (poll(pfd, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[0].revents & POLLIN)
+			handle_uffd(c);
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
+		if (pfd[2].revents || pfd[3].revents)
+			break;
+		if (pfd[1].revents && client_request(c) < 0)
+			break;
+	}
+	client_free(c);
+	return NULL;
+}
+
+int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *hello,
+		 const int *fds, int nfds)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	const char *why = NULL;
+	if (h->len != sizeof(*hello) || nfds != 2)
+		why = "HELLO takes a struct fm_hello, a userfaultfd and a pidfd";
+	else if (!fd_is(fds[0], "[userfaultfd]"))
+		why = "the first descriptor is not a userfaultfd";
+	else if (!fd_is(fds[1], "[pidfd]"))
+		why = "the second descriptor is not a pidfd";
+	else if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		why = "no peer credentials";
+	else if (pidfd_pid(fds[1]) != cred.pid)
+		why = "the pidfd is not the connecting process's";
+	if (why) {
+		reply_error(sock, EINVAL, why);
+		return -EINVAL;
+	}
+	struct fm_client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		reply_error(sock, ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	c->sock = sock;
+	c->uffd = fds[0];
+	c->pidfd = fds[1];
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
+	pthread_mutex_init(&c->lock, NULL);
+	char tag[FM_TAG_MAX];
+	memcpy(tag, hello->tag, FM_TAG_MAX);
+	tag[FM_TAG_MAX - 1] = 0;
+	pthread_mutex_lock(&D.lock);
+	c->tag = tag_get(tag, (hello->local_limit + PAGE - 1) / PAGE);
+	c->next = D.clients;
+	D.clients = c;
+	pthread_mutex_unlock(&D.lock);
+
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	reply(sock, 0, NULL, 0);
+	int err = pthread_create(&c->thread, &attr, client_thread, c);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		fm_log("pid %d: cannot start a handler thread: %s", (int)c->pid, strerror(err));
+		client_free(c);
+		return -err;
+	}
+	fm_debug("pid %d (uid %d) connected, tag '%s'", (int)c->pid, (int)c->uid, tag);
+	return 0;
+}
+
+/* Shutdown: wake every handler thread and wait for the list to empty. */
+void clients_stop_all(void)
+{
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&D.lock);
+		struct fm_client *c = D.clients;
+		for (; c; c = c->next) {
+			uint64_t one = 1;
+			if (write(c->wake_fd, &one, sizeof(one)) < 0) {
+			}
+		}
+		bool empty = !D.clients;
+		pthread_mutex_unlock(&D.lock);
+		if (empty)
+			return;
+		usleep(10000);
+	}
+}

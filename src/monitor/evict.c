@@ -1,0 +1,283 @@
+/* evict.c - keeping resident pages within the budgets.
+ *
+ * Two limits: the global budget (every client) and a tag's limit (the
+ * processes of one `fluidmem run`). A fault that would exceed either first
+ * evicts a batch. Victims are taken first-in first-out per region (the
+ * monitor sees faults, not accesses, so FIFO is the order it knows).
+ *
+ * Evicting a batch (DESIGN.md): write-protect the victims through the owner's
+ * userfaultfd, so a concurrent write waits instead of being lost; copy them
+ * out through the monitor's mapping; write the non-zero ones to the store;
+ * punch them out of the memfd; wake anyone who hit the write-protection (they
+ * re-fault as MISSING and get the page back from the store). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "fluidmemd.h"
+#include "uffd_compat.h"
+#include "worker.h"
+
+void account_resident(struct fm_client *c, int64_t delta)
+{
+	if (c) {
+		atomic_fetch_add(&c->resident, (uint64_t)delta);
+		if (c->tag)
+			atomic_fetch_add(&c->tag->resident, (uint64_t)delta);
+		if (delta > 0 && atomic_load(&c->resident) > c->st.peak_resident_pages)
+			c->st.peak_resident_pages = atomic_load(&c->resident);
+	}
+	uint64_t now = atomic_fetch_add(&D.resident, (uint64_t)delta) + (uint64_t)delta;
+	uint64_t peak = atomic_load(&D.peak_resident);
+	while (delta > 0 && now > peak && !atomic_compare_exchange_weak(&D.peak_resident, &peak, now))
+		;
+}
+
+/* The client address of region page p, or 0 when no map shows it. */
+static uint64_t page_addr(struct fm_client *c, struct fm_region *r, uint64_t p)
+{
+	for (size_t i = 0; c && i < c->nmaps; i++) {
+		struct fm_map *m = &c->maps[i];
+		if (m->region == r && p >= m->page && p < m->page + m->len / PAGE)
+			return m->start + (p - m->page) * PAGE;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void uffd_range(int uffd, unsigned long req, uint64_t addr, uint64_t len, uint64_t mode)
+{
+	if (!addr || uffd < 0)
+		return;
+	if (req == UFFDIO_WRITEPROTECT) {
+		struct uffdio_writeprotect wp = { .range = { addr, len }, .mode = mode };
+		ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+	} else {
+		struct uffdio_range r = { addr, len };
+		ioctl(uffd, UFFDIO_WAKE, &r);
+	}
+}
+
+static bool page_is_zero(const void *p)
+{
+	const uint64_t *w = p;
+	for (size_t i = 0; i < PAGE / sizeof(*w); i += 8)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7])
+			return false;
+	return true;
+}
+
+/* Evict up to max resident pages of r, oldest first. Caller holds the owner's
+ * lock. Returns pages evicted. */
+unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
+{
+	struct fm_worker *w = worker_get();
+	struct fm_client *c = r->owner;
+	int uffd = c ? c->uffd : -1;
+	uint64_t v[FM_BATCH_MAX];
+	unsigned n = 0;
+
+	if (max > FM_BATCH_MAX)
+		max = FM_BATCH_MAX;
+	if (!c || !w)
+		return 0; /* unadopted fork snapshots have no userfaultfd to protect with */
+	while (n < max && r->qlen) {
+		uint64_t p = r->queue[r->qhead];
+		r->qhead = (r->qhead + 1) % r->qcap;
+		r->qlen--;
+		uint8_t *s = page_state(r, p, false);
+		*s &= (uint8_t)~PS_QUEUED;
+		if ((*s & PS_STATE) == PS_RESIDENT)
+			v[n++] = p;
+	}
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(v[0]), cmp_u64);
+
+	/* 1. write-protect, run by run (a run is contiguous in the region; its
+	 *    client address is contiguous unless a map boundary splits it, so
+	 *    protect page by page where it is not). */
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t a = page_addr(c, r, v[i]);
+		unsigned j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1 && page_addr(c, r, v[j + 1]) == a + (j + 1 - i) * PAGE)
+			j++;
+		uffd_range(uffd, UFFDIO_WRITEPROTECT, a, (j - i + 1) * PAGE, UFFDIO_WRITEPROTECT_MODE_WP);
+		i = j;
+	}
+
+	/* 2. copy out; zero pages need no store write. */
+	unsigned nio = 0;
+	bool zero[FM_BATCH_MAX];
+	for (unsigned i = 0; i < n; i++) {
+		const char *src = r->mon + v[i] * PAGE;
+		zero[i] = page_is_zero(src);
+		if (zero[i])
+			continue;
+		struct fm_store_io *io = &w->ios[nio];
+		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
+		io->key.region[0] = r->id[0];
+		io->key.region[1] = r->id[1];
+		io->key.page = v[i];
+		io->page = w->pages + (size_t)nio * PAGE;
+		io->version = 0;
+		io->status = FM_STORE_UNAVAILABLE;
+		nio++;
+	}
+	if (nio && fm_store_write(st, w->ios, nio) < 0)
+		for (unsigned i = 0; i < nio; i++)
+			w->ios[i].status = FM_STORE_UNAVAILABLE;
+
+	/* 3. settle each page: stored, zero, or kept resident on a failed write. */
+	struct fm_page_key stale[FM_BATCH_MAX];
+	unsigned nstale = 0, evicted = 0, k = 0, failed = 0;
+	uint64_t gone[FM_BATCH_MAX];
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *s = page_state(r, v[i], false);
+		if (!zero[i] && w->ios[k++].status != FM_STORE_OK) {
+			failed++;
+			uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
+			*s |= PS_QUEUED;
+			region_queue_push(r, v[i]);
+			continue;
+		}
+		if (zero[i]) {
+			if (*s & PS_INSTORE)
+				stale[nstale++] = (struct fm_page_key){ { r->id[0], r->id[1] }, v[i] };
+			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);
+			c->st.pages_zero_skipped++;
+		} else {
+			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
+			r->stored++;
+			c->st.pages_written++;
+			c->st.bytes_out += PAGE;
+		}
+		gone[evicted++] = v[i];
+	}
+	if (nstale)
+		fm_store_remove(st, stale, nstale);
+	if (failed) {
+		c->st.store_errors += failed;
+		fm_log("pid %d: %u page(s) could not be written to the store; kept resident", (int)c->pid,
+		       failed);
+	}
+
+	/* 4. punch the evicted pages out of the memfd, then wake waiters. */
+	for (unsigned i = 0; i < evicted; i++) {
+		unsigned j = i;
+		while (j + 1 < evicted && gone[j + 1] == gone[j] + 1)
+			j++;
+		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(r->base_off + gone[i] * PAGE), (off_t)((j - i + 1) * PAGE));
+		i = j;
+	}
+	for (unsigned i = 0; i < evicted; i++)
+		uffd_range(uffd, UFFDIO_WAKE, page_addr(c, r, gone[i]), PAGE, 0);
+
+	r->resident -= evicted;
+	c->st.evictions += evicted;
+	account_resident(c, -(int64_t)evicted);
+	return evicted;
+}
+
+static struct fm_region *largest_region(struct fm_client *c)
+{
+	struct fm_region *best = NULL;
+	for (struct fm_region *r = c->regions; r; r = r->next)
+		if (r->resident && (!best || r->resident > best->resident))
+			best = r;
+	return best;
+}
+
+static unsigned evict_client(struct fm_client *c, unsigned max)
+{
+	struct fm_region *r = largest_region(c);
+	return r ? evict_region(r, max, worker_store()) : 0;
+}
+
+static bool over(struct fm_client *c, uint64_t need, bool *tag_over)
+{
+	struct fm_tag *t = c ? c->tag : NULL;
+	*tag_over = t && t->limit_pages && atomic_load(&t->resident) + need > t->limit_pages;
+	return *tag_over || atomic_load(&D.resident) + need > atomic_load(&D.budget_pages);
+}
+
+/* Another client to evict from: for a tag over its limit, one of its
+ * processes; for the global budget, the client with most resident pages.
+ * Returns it locked (trylock: never wait on a lock while holding ours), or NULL. */
+static struct fm_client *pick_other(struct fm_client *self, bool tag_only)
+{
+	struct fm_client *best = NULL;
+	if (pthread_mutex_trylock(&D.lock) != 0)
+		return NULL;
+	for (struct fm_client *o = D.clients; o; o = o->next) {
+		if (o == self || o->dead || (tag_only && o->tag != self->tag))
+			continue;
+		if (!best || atomic_load(&o->resident) > atomic_load(&best->resident))
+			best = o;
+	}
+	if (best && (!atomic_load(&best->resident) || pthread_mutex_trylock(&best->lock) != 0))
+		best = NULL;
+	pthread_mutex_unlock(&D.lock);
+	return best;
+}
+
+/* Make room for `need` more resident pages of client c (whose lock is held). */
+void make_room(struct fm_client *c, uint64_t need)
+{
+	bool tag_over;
+	for (int tries = 0; tries < 64 && over(c, need, &tag_over); tries++) {
+		unsigned batch = D.opt.evict_batch;
+		struct fm_client *o = NULL;
+		/* The global budget: take from whoever holds the most, if that is
+		 * not us. Over the tag limit: from ourselves first. */
+		if (!tag_over && atomic_load(&c->resident) * 2 < atomic_load(&D.resident))
+			o = pick_other(c, false);
+		if (o) {
+			unsigned got = evict_client(o, batch);
+			pthread_mutex_unlock(&o->lock);
+			if (got)
+				continue;
+		}
+		if (evict_client(c, batch))
+			continue;
+		o = pick_other(c, tag_over);
+		if (!o)
+			break; /* nothing evictable now: go over the budget rather than stall */
+		unsigned got = evict_client(o, batch);
+		pthread_mutex_unlock(&o->lock);
+		if (!got)
+			break;
+	}
+}
+
+/* After the budget shrank: evict until under it (control thread). */
+void evict_over_budget(void)
+{
+	for (int rounds = 0; rounds < 100000; rounds++) {
+		if (atomic_load(&D.resident) <= atomic_load(&D.budget_pages))
+			return;
+		pthread_mutex_lock(&D.lock);
+		struct fm_client *best = NULL;
+		for (struct fm_client *o = D.clients; o; o = o->next)
+			if (!o->dead && (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
+				best = o;
+		unsigned got = 0;
+		if (best) {
+			pthread_mutex_lock(&best->lock);
+			got = evict_client(best, D.opt.evict_batch);
+			pthread_mutex_unlock(&best->lock);
+		}
+		pthread_mutex_unlock(&D.lock);
+		if (!got)
+			return;
+	}
+}

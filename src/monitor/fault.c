@@ -1,0 +1,229 @@
+/* fault.c - serving a client's userfaultfd: page faults and the events the
+ * kernel reports about its mappings (madvise REMOVE, munmap, mremap).
+ *
+ * Messages are read in batches and handled in order under the client's lock:
+ * an UNMAP read before a later request on the client's socket is applied
+ * before it (client.c polls the uffd first). A page that cannot be restored
+ * is poisoned (SIGBUS in the client), never filled with zeros. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fluidmemd.h"
+#include "uffd_compat.h"
+#include "worker.h"
+
+#define MSG_BATCH 64
+
+static void record_latency(struct fm_client *c, uint64_t t0)
+{
+	c->st.lat[fm_lat_bucket(fm_now_ns() - t0)]++;
+}
+
+static void wake(struct fm_client *c, uint64_t addr)
+{
+	struct uffdio_range r = { addr, PAGE };
+	ioctl(c->uffd, UFFDIO_WAKE, &r);
+}
+
+/* ENOENT / ESRCH from an ioctl: the client's address space is going away. */
+static void ioctl_failed(struct fm_client *c, const char *what, uint64_t addr, int err)
+{
+	if (err == ENOENT || err == ESRCH) {
+		c->dead = true;
+		return;
+	}
+	if (err == EAGAIN) { /* the mapping is changing (mremap): let it fault again */
+		wake(c, addr);
+		return;
+	}
+	fm_log("pid %d: %s at %#llx failed: %s", (int)c->pid, what, (unsigned long long)addr,
+	       strerror(err));
+	wake(c, addr);
+}
+
+static void poison(struct fm_client *c, uint64_t addr)
+{
+	struct uffdio_poison p = { .range = { addr, PAGE }, .mode = 0 };
+	c->st.faults_poisoned++;
+	if (ioctl(c->uffd, UFFDIO_POISON, &p) == 0 || errno == EEXIST)
+		return;
+	if (errno == ENOENT || errno == ESRCH) {
+		c->dead = true;
+		return;
+	}
+	/* Without UFFDIO_POISON the only safe answer is to stop the process:
+	 * waking it would hand it a zero page. */
+	fm_log("pid %d: cannot poison %#llx (%s): killing the process with SIGBUS", (int)c->pid,
+	       (unsigned long long)addr, strerror(errno));
+	syscall(SYS_pidfd_send_signal, c->pidfd, SIGBUS, NULL, 0);
+}
+
+static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
+{
+	struct uffdio_zeropage z = { .range = { addr, PAGE }, .mode = 0 };
+	if (ioctl(c->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST) {
+		ioctl_failed(c, "UFFDIO_ZEROPAGE", addr, errno);
+		return;
+	}
+	c->st.faults_zero++;
+	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
+	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
+		*s |= PS_QUEUED;
+	r->resident++;
+	account_resident(c, 1);
+}
+
+static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
+{
+	struct fm_worker *w = worker_get();
+	struct fm_store_io io = {
+		.key = { { r->id[0], r->id[1] }, p },
+		.page = w ? w->pages : NULL,
+		.status = FM_STORE_UNAVAILABLE,
+	};
+	if (w && fm_store_read(w->store, &io, 1) < 0)
+		io.status = FM_STORE_UNAVAILABLE;
+	if (io.status != FM_STORE_OK) {
+		fm_log("pid %d: page %llu of region %016llx%016llx: %s; delivering SIGBUS at %#llx",
+		       (int)c->pid, (unsigned long long)p, (unsigned long long)r->id[0],
+		       (unsigned long long)r->id[1], fm_store_strstatus(io.status), (unsigned long long)addr);
+		c->st.store_errors++;
+		r->stored--;
+		*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_LOST);
+		poison(c, addr);
+		return;
+	}
+	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE, .mode = 0 };
+	if (ioctl(c->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST) {
+		ioctl_failed(c, "UFFDIO_COPY", addr, errno);
+		return;
+	}
+	c->st.faults_store++;
+	c->st.bytes_in += PAGE;
+	r->stored--;
+	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
+	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
+		*s |= PS_QUEUED;
+	r->resident++;
+	account_resident(c, 1);
+}
+
+static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64_t t0)
+{
+	uint64_t addr = msg->arg.pagefault.address & ~(PAGE - 1);
+	struct fm_map *m = map_find(c, addr);
+	if (!m) {
+		fm_log("pid %d: fault at %#llx outside every registered region: SIGBUS", (int)c->pid,
+		       (unsigned long long)addr);
+		poison(c, addr);
+		return;
+	}
+	struct fm_region *r = m->region;
+	uint64_t p = m->page + (addr - m->start) / PAGE;
+	uint8_t *s = p < r->npages ? page_state(r, p, true) : NULL;
+	if (!s) {
+		fm_log("pid %d: fault at %#llx: page %llu beyond the region or out of memory: SIGBUS",
+		       (int)c->pid, (unsigned long long)addr, (unsigned long long)p);
+		poison(c, addr);
+		return;
+	}
+	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/* Evicted meanwhile: wake, it re-faults as MISSING. Still
+		 * resident: a stale protection, lift it (that wakes too). */
+		c->st.faults_wp++;
+		if ((*s & PS_STATE) == PS_RESIDENT) {
+			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
+			if (ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+				ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, errno);
+		} else {
+			wake(c, addr);
+		}
+		return;
+	}
+	switch (*s & PS_STATE) {
+	case PS_RESIDENT:
+		c->st.faults_spurious++;
+		wake(c, addr);
+		return;
+	case PS_LOST:
+		poison(c, addr);
+		return;
+	case PS_EMPTY:
+		make_room(c, 1);
+		fault_zero(c, r, p, s, addr);
+		break;
+	case PS_STORED:
+		make_room(c, 1);
+		fault_store(c, r, p, s, addr);
+		break;
+	}
+	record_latency(c, t0);
+}
+
+/* [start, end) of the client's address space: pages become zeros. */
+static void drop_range(struct fm_client *c, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct fm_map *m = &c->maps[i];
+		uint64_t a = start > m->start ? start : m->start;
+		uint64_t b = end < m->start + m->len ? end : m->start + m->len;
+		if (a >= b)
+			continue;
+		region_drop_pages(c, m->region, m->page + (a - m->start) / PAGE, (b - a) / PAGE,
+				  worker_store());
+	}
+}
+
+static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_REMOVE:
+		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
+		break;
+	case UFFD_EVENT_UNMAP:
+		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
+		map_remove_range(c, msg->arg.remove.start, msg->arg.remove.end);
+		client_release_unmapped(c, worker_store());
+		break;
+	case UFFD_EVENT_REMAP:
+		if (map_move(c, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len) < 0)
+			fm_log("pid %d: mremap of %#llx: no such map", (int)c->pid,
+			       (unsigned long long)msg->arg.remap.from);
+		break;
+	default:
+		fm_log("pid %d: unexpected userfaultfd event %u", (int)c->pid, msg->event);
+		break;
+	}
+}
+
+/* Read and handle everything pending on the client's userfaultfd. */
+void handle_uffd(struct fm_client *c)
+{
+	struct uffd_msg msgs[MSG_BATCH];
+	for (;;) {
+		ssize_t n = read(c->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				fm_log("pid %d: reading userfaultfd: %s", (int)c->pid, strerror(errno));
+				c->dead = true;
+			}
+			return;
+		}
+		uint64_t t0 = fm_now_ns();
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				handle_fault(c, &msgs[i], t0);
+			else
+				handle_event(c, &msgs[i]);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if ((size_t)n < sizeof(msgs))
+			return;
+	}
+}

@@ -1,0 +1,162 @@
+/* fluidmemd.h - the monitor's shared state: clients, regions, tags, budget.
+ *
+ * Ownership: the daemon (struct fm_daemon, one) owns the list of clients and
+ * tags; a client owns its regions and maps and is served by one handler thread.
+ * Locking: a client's mutex guards its regions, maps and every page state of
+ * those regions; the daemon mutex guards the lists. Lock order: daemon, then
+ * client. Eviction may take another client's lock only with trylock. Resident
+ * counters that span clients are atomics. */
+#ifndef FM_FLUIDMEMD_H
+#define FM_FLUIDMEMD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fluidmem/store.h"
+#include "proto.h"
+
+#define PAGE 4096ull
+
+/* Page states: 2 bits, plus flags. One byte per page of a region. */
+enum {
+	PS_EMPTY = 0,    /* never touched, or removed: reads as zeros */
+	PS_RESIDENT = 1, /* in the memfd, mapped by the client */
+	PS_STORED = 2,   /* in the store under (region id, page) */
+	PS_LOST = 3,     /* unrecoverable: delivered as SIGBUS */
+	PS_STATE = 3,
+	PS_QUEUED = 4,   /* has an entry in the region's eviction queue */
+	PS_INSTORE = 8,  /* a copy is in the store (STORED, or RESIDENT and fetched) */
+};
+
+#define CHUNK_PAGES 4096u /* page states are allocated 4096 at a time (16 MiB of region) */
+
+struct fm_tag;
+struct fm_client;
+
+struct fm_region {
+	uint64_t id[2];
+	struct fm_client *owner;
+	int memfd;
+	uint64_t base_off;     /* offset of page 0 in the memfd */
+	uint64_t npages;
+	char *mon;             /* the monitor's own mapping of the region */
+	uint8_t **chunks;      /* page state chunks, NULL until touched */
+	uint64_t nchunks;
+	uint32_t *queue;       /* FIFO of resident page indexes (ring) */
+	uint64_t qcap, qhead, qlen;
+	uint64_t resident, stored;
+	uint32_t flags;        /* FM_REGISTER_* */
+	struct fm_region *next;
+};
+
+/* One contiguous piece of the client's address space backed by a region. */
+struct fm_map {
+	uint64_t start, len;
+	struct fm_region *region;
+	uint64_t page;         /* region page index at start */
+};
+
+struct fm_client {
+	int sock, uffd, pidfd, wake_fd;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	struct fm_tag *tag;
+	struct fm_region *regions;
+	struct fm_map *maps;
+	size_t nmaps, capmaps;
+	struct fm_stats st;
+	atomic_uint_fast64_t resident; /* pages, read by other clients' evictors */
+	bool dead;
+	struct fm_client *next;
+};
+
+/* Processes started by one `fluidmem run` share a tag: its limit and stats. */
+struct fm_tag {
+	char name[FM_TAG_MAX];
+	uint64_t limit_pages;  /* 0: only the global budget */
+	atomic_uint_fast64_t resident;
+	struct fm_stats done;  /* counters of clients that have exited */
+	int clients;
+	struct fm_tag *next;
+};
+
+/* A fork snapshot waiting for the child to adopt it. */
+struct fm_pending {
+	struct fm_region *region;
+	uint64_t addr, len;
+	uint64_t created_ns;
+	struct fm_pending *next;
+};
+
+struct fm_options {
+	const char *socket_path;
+	const char *store_url;
+	uint64_t budget_pages;
+	unsigned evict_batch;
+	unsigned socket_mode;
+	bool verbose;
+};
+
+struct fm_daemon {
+	struct fm_options opt;
+	pthread_mutex_t lock;
+	struct fm_client *clients;
+	struct fm_tag *tags;
+	struct fm_pending *pending;
+	atomic_uint_fast64_t budget_pages;
+	atomic_uint_fast64_t resident;
+	atomic_uint_fast64_t peak_resident;
+	struct fm_stats done;   /* counters of all clients that have exited */
+	uint64_t start_ns;
+};
+
+extern struct fm_daemon D;
+
+/* log.c */
+void fm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t fm_now_ns(void);
+
+/* region.c */
+struct fm_region *region_new(struct fm_client *c, int memfd, uint64_t off, uint64_t len,
+			     uint32_t flags, int *err);
+void region_free(struct fm_region *r, struct fm_store *st);
+int region_grow(struct fm_region *r, uint64_t new_len);
+uint8_t *page_state(struct fm_region *r, uint64_t page, bool create);
+int region_queue_push(struct fm_region *r, uint64_t page);
+struct fm_region *region_find(struct fm_client *c, const uint64_t id[2]);
+struct fm_map *map_find(struct fm_client *c, uint64_t addr);
+int map_add(struct fm_client *c, uint64_t start, uint64_t len, struct fm_region *r, uint64_t page);
+void map_remove_range(struct fm_client *c, uint64_t start, uint64_t end);
+int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len);
+void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count,
+		       struct fm_store *st);
+void client_release_unmapped(struct fm_client *c, struct fm_store *st);
+
+/* fault.c */
+struct fm_store *thread_store(void);
+void handle_uffd(struct fm_client *c);
+
+/* evict.c */
+void make_room(struct fm_client *c, uint64_t need);
+unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st);
+void account_resident(struct fm_client *c, int64_t delta);
+void evict_over_budget(void);
+
+/* client.c */
+int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *hello,
+		 const int *fds, int nfds);
+void clients_stop_all(void);
+
+/* status.c */
+int status_render(char *buf, size_t cap, bool json, uid_t uid);
+void tag_stats(const char *tag, struct fm_stats *out);
+
+
+#endif

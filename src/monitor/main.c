@@ -1,0 +1,299 @@
+/* main.c - fluidmemd: options, the listening socket, and the accept loop.
+ *
+ * A connection's first message decides what it is: HELLO hands the socket
+ * to a new client (client.c, a thread per client); any other message is a
+ * control request answered here and the connection closed. A peer that
+ * sends nothing within a second, or garbage, is answered with an error and
+ * dropped; nothing it sends can stop the loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fluidmemd.h"
+#include "size.h"
+#include "worker.h"
+
+struct fm_daemon D = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: fluidmemd [OPTION]...\n"
+		"Serve page faults of fluidmem regions, keeping at most --local-memory of them\n"
+		"resident and the rest in a page store.\n\n"
+		"  -s, --socket PATH        listen on PATH (default /run/fluidmem/fluidmemd.sock)\n"
+		"  -m, --local-memory SIZE  global budget of resident pages, e.g. 512M, 4G (default 1G)\n"
+		"  -S, --store URL          page store (default local://):\n"
+		"                             local://\n"
+		"                             memcached://HOST:PORT[,HOST:PORT...][?replicas=N&timeout_ms=T]\n"
+		"                             redis://[:PASSWORD@]HOST:PORT[/DB][?timeout_ms=T]\n"
+		"  -b, --evict-batch N      pages evicted per batch (default 64, max %d)\n"
+		"      --socket-mode MODE   permissions of the socket, octal (default 0666)\n"
+		"  -v, --verbose            log every client and region\n"
+		"  -h, --help               show this help\n",
+		FM_BATCH_MAX);
+}
+
+static int listen_unix(const char *path, unsigned mode)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	/* A stale socket from a dead daemon is replaced; a live one is not. */
+	int probe = fm_connect_unix(path);
+	if (probe >= 0) {
+		close(probe);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, mode) < 0 || listen(s, 128) < 0) {
+		int e = -errno;
+		close(s);
+		return e;
+	}
+	return s;
+}
+
+static void control_request(int sock, const struct fm_msg_hdr *h, const void *payload, uid_t uid)
+{
+	switch (h->type) {
+	case FM_MSG_STATUS: {
+		const struct fm_status_req *rq = payload;
+		bool json = h->len == sizeof(*rq) && (rq->flags & FM_STATUS_JSON);
+		size_t cap = 1 << 20;
+		char *buf = malloc(cap);
+		int n = buf ? status_render(buf, cap, json, uid) : -1;
+		if (n < 0)
+			fm_send(sock, FM_MSG_REPLY, -ENOMEM, "status too large", 17, NULL, 0);
+		else
+			fm_send(sock, FM_MSG_REPLY, 0, buf, (uint32_t)n, NULL, 0);
+		free(buf);
+		return;
+	}
+	case FM_MSG_SET_BUDGET: {
+		const struct fm_set_budget *rq = payload;
+		if (h->len != sizeof(*rq) || rq->bytes < 16 * PAGE) {
+			fm_send(sock, FM_MSG_REPLY, -EINVAL, "budget must be at least 64K", 28, NULL, 0);
+			return;
+		}
+		if (uid != 0 && uid != getuid()) {
+			fm_send(sock, FM_MSG_REPLY, -EPERM, "only root may resize the budget", 32, NULL, 0);
+			return;
+		}
+		atomic_store(&D.budget_pages, rq->bytes / PAGE);
+		fm_log("budget set to %llu MiB", (unsigned long long)(rq->bytes >> 20));
+		evict_over_budget();
+		fm_send(sock, FM_MSG_REPLY, 0, NULL, 0, NULL, 0);
+		return;
+	}
+	case FM_MSG_TAG_STATS: {
+		const struct fm_tag_req *rq = payload;
+		struct fm_stats s;
+		char tag[FM_TAG_MAX];
+		if (h->len != sizeof(*rq)) {
+			fm_send(sock, FM_MSG_REPLY, -EINVAL, "bad request", 12, NULL, 0);
+			return;
+		}
+		memcpy(tag, rq->tag, FM_TAG_MAX);
+		tag[FM_TAG_MAX - 1] = 0;
+		tag_stats(tag, &s);
+		fm_send(sock, FM_MSG_REPLY, 0, &s, sizeof(s), NULL, 0);
+		return;
+	}
+	case FM_MSG_SHUTDOWN:
+		if (uid != 0 && uid != getuid()) {
+			fm_send(sock, FM_MSG_REPLY, -EPERM, "only root may stop the daemon", 30, NULL, 0);
+			return;
+		}
+		fm_send(sock, FM_MSG_REPLY, 0, NULL, 0, NULL, 0);
+		kill(getpid(), SIGTERM);
+		return;
+	default:
+		fm_send(sock, FM_MSG_REPLY, -EINVAL, "unknown request", 16, NULL, 0);
+	}
+}
+
+/* First message of a new connection. */
+static void accept_one(int lsock)
+{
+	int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+	if (s < 0)
+		return;
+	struct timeval tv = { .tv_sec = 1 };
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct fm_msg_hdr h;
+	char payload[512];
+	int fds[FM_PROTO_MAX_FDS], nfds = FM_PROTO_MAX_FDS;
+	int rc = fm_recv(s, &h, payload, sizeof(payload), fds, &nfds);
+	if (rc < 0) {
+		if (rc != -ECONNRESET && rc != -EAGAIN) {
+			const char *why = rc == -EPROTO ? "not a fluidmem message (bad magic or version)" : strerror(-rc);
+			fm_send(s, FM_MSG_REPLY, rc, why, (uint32_t)strlen(why) + 1, NULL, 0);
+		}
+		close(s);
+		return;
+	}
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		cred.uid = (uid_t)-1;
+	if (h.type == FM_MSG_HELLO) {
+		struct timeval none = { 0 };
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		if (client_start(s, &h, (const struct fm_hello *)payload, fds, nfds) == 0)
+			return; /* the client owns s and the fds now */
+	} else {
+		control_request(s, &h, payload, cred.uid);
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	close(s);
+}
+
+/* Fork snapshots nobody adopted within a minute are dropped. */
+static void gc_pending(void)
+{
+	uint64_t now = fm_now_ns();
+	pthread_mutex_lock(&D.lock);
+	struct fm_pending **pp = &D.pending;
+	while (*pp) {
+		struct fm_pending *pd = *pp;
+		if (now - pd->created_ns < 60000000000ull) {
+			pp = &pd->next;
+			continue;
+		}
+		*pp = pd->next;
+		account_resident(NULL, -(int64_t)pd->region->resident);
+		pd->region->resident = 0;
+		region_free(pd->region, worker_store());
+		free(pd);
+	}
+	pthread_mutex_unlock(&D.lock);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "local-memory", required_argument, NULL, 'm' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "evict-batch", required_argument, NULL, 'b' },
+		{ "socket-mode", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t budget = 1ull << 30;
+	D.opt.socket_path = fm_default_socket();
+	D.opt.store_url = "local://";
+	D.opt.evict_batch = 64;
+	D.opt.socket_mode = 0666;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "s:m:S:b:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': D.opt.socket_path = optarg; break;
+		case 'm':
+			if (fm_parse_size(optarg, &budget) < 0 || budget < 16 * PAGE) {
+				fprintf(stderr, "fluidmemd: invalid --local-memory '%s' (e.g. 512M, 4G; at least 64K)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'S': D.opt.store_url = optarg; break;
+		case 'b': {
+			char *end;
+			unsigned long b = strtoul(optarg, &end, 10);
+			if (*end || b < 1 || b > FM_BATCH_MAX) {
+				fprintf(stderr, "fluidmemd: --evict-batch must be 1..%d\n", FM_BATCH_MAX);
+				return 2;
+			}
+			D.opt.evict_batch = (unsigned)b;
+			break;
+		}
+		case 'M': D.opt.socket_mode = (unsigned)strtoul(optarg, NULL, 8); break;
+		case 'v': D.opt.verbose = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fluidmemd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	atomic_store(&D.budget_pages, budget / PAGE);
+	D.start_ns = fm_now_ns();
+
+	/* The store must answer before we accept anyone. */
+	char err[256];
+	struct fm_store *probe;
+	if (fm_store_open(D.opt.store_url, &probe, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fluidmemd: store %s: %s\n", D.opt.store_url, err);
+		return 1;
+	}
+	fm_store_close(probe);
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* client threads inherit the mask */
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	int lsock = listen_unix(D.opt.socket_path, D.opt.socket_mode);
+	if (lsock < 0) {
+		fprintf(stderr, "fluidmemd: cannot listen on %s: %s%s\n", D.opt.socket_path, strerror(-lsock),
+			lsock == -EADDRINUSE ? " (another fluidmemd is running there)" :
+			lsock == -ENOENT ? " (does its directory exist?)" : "");
+		return 1;
+	}
+	fm_log("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
+	       (unsigned long long)(budget >> 20), D.opt.store_url);
+
+	struct pollfd pfd[2] = { { .fd = lsock, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+	for (;;) {
+		int n = poll(pfd, 2, 5000);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & POLLIN)
+			accept_one(lsock);
+		gc_pending();
+	}
+	fm_log("shutting down");
+	close(lsock);
+	unlink(D.opt.socket_path);
+	clients_stop_all();
+	pthread_mutex_lock(&D.lock);
+	while (D.pending) {
+		struct fm_pending *pd = D.pending;
+		D.pending = pd->next;
+		region_free(pd->region, worker_store());
+		free(pd);
+	}
+	while (D.tags) {
+		struct fm_tag *t = D.tags;
+		D.tags = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&D.lock);
+	worker_release_current();
+	close(sfd);
+	return 0;
+}

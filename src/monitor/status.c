@@ -1,0 +1,153 @@
+/* status.c - what `fluidmem status` shows: the budget, the store, and per
+ * client and tag counters, as an aligned table or as JSON. A non-root
+ * requester sees only its own processes (tenants never learn of each other). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fluidmemd.h"
+#include "worker.h"
+
+struct out {
+	char *buf;
+	size_t cap, len;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	if (o->len >= o->cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap;
+}
+
+/* Live counters of a client: its own plus what its regions hold now.
+ * Caller holds c->lock. */
+static void client_stats(struct fm_client *c, struct fm_stats *s)
+{
+	*s = c->st;
+	s->resident_pages = atomic_load(&c->resident);
+	s->stored_pages = 0;
+	for (struct fm_region *r = c->regions; r; r = r->next)
+		s->stored_pages += r->stored;
+	s->clients = 1;
+}
+
+static void put_stats_json(struct out *o, const struct fm_stats *s)
+{
+#define X(f) put(o, "\"" #f "\":%llu,", (unsigned long long)s->f);
+	FM_STATS_FIELDS(X)
+#undef X
+	put(o, "\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f", fm_lat_percentile(s->lat, 0.5) / 1e3,
+	    fm_lat_percentile(s->lat, 0.99) / 1e3);
+}
+
+static void hex_id(char out[33], const uint64_t id[2])
+{
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)id[0], (unsigned long long)id[1]);
+}
+
+int status_render(char *buf, size_t cap, bool json, uid_t uid)
+{
+	struct out o = { buf, cap, 0 };
+	struct fm_stats total = { 0 };
+	char store[256] = "";
+	struct fm_store *st = worker_store();
+	if (st && st->ops->describe)
+		st->ops->describe(st, store, sizeof(store));
+
+	pthread_mutex_lock(&D.lock);
+	if (uid == 0)
+		total = D.done;
+	uint64_t budget = atomic_load(&D.budget_pages), resident = atomic_load(&D.resident);
+	uint64_t uptime = (fm_now_ns() - D.start_ns) / 1000000000ull;
+	if (json) {
+		put(&o, "{\"version\":1,\"uptime_s\":%llu,\"store_url\":\"%s\",\"store\":\"%s\",",
+		    (unsigned long long)uptime, D.opt.store_url, store);
+		if (uid == 0)
+			put(&o, "\"budget_bytes\":%llu,\"resident_bytes\":%llu,\"peak_resident_bytes\":%llu,",
+			    (unsigned long long)(budget * PAGE), (unsigned long long)(resident * PAGE),
+			    (unsigned long long)(atomic_load(&D.peak_resident) * PAGE));
+		put(&o, "\"clients\":[");
+	} else {
+		if (uid == 0)
+			put(&o, "budget %llu MiB, resident %llu MiB (peak %llu MiB), store %s\n",
+			    (unsigned long long)(budget * PAGE >> 20), (unsigned long long)(resident * PAGE >> 20),
+			    (unsigned long long)(atomic_load(&D.peak_resident) * PAGE >> 20), store);
+		put(&o, "%8s %6s %-16s %7s %10s %10s %10s %10s %10s %9s %9s\n", "PID", "UID", "TAG", "REGIONS",
+		    "SIZE_MIB", "RES_MIB", "STORE_MIB", "FAULTS", "EVICTIONS", "P50_US", "P99_US");
+	}
+	bool first = true;
+	for (struct fm_client *c = D.clients; c; c = c->next) {
+		if (uid != 0 && c->uid != uid)
+			continue;
+		struct fm_stats s;
+		pthread_mutex_lock(&c->lock);
+		client_stats(c, &s);
+		uint64_t size = 0;
+		for (struct fm_region *r = c->regions; r; r = r->next)
+			size += r->npages * PAGE;
+		if (json) {
+			put(&o, "%s{\"pid\":%d,\"uid\":%d,\"tag\":\"%s\",\"size_bytes\":%llu,", first ? "" : ",",
+			    (int)c->pid, (int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)size);
+			put_stats_json(&o, &s);
+			put(&o, ",\"regions_detail\":[");
+			for (struct fm_region *r = c->regions; r; r = r->next) {
+				char id[33];
+				hex_id(id, r->id);
+				put(&o, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":%s}",
+				    r == c->regions ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
+				    (unsigned long long)r->resident, (unsigned long long)r->stored,
+				    (r->flags & FM_REGISTER_ADOPTED) ? "true" : "false");
+			}
+			put(&o, "]}");
+		} else {
+			put(&o, "%8d %6d %-16.16s %7llu %10llu %10llu %10llu %10llu %10llu %9.1f %9.1f\n", (int)c->pid,
+			    (int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)s.regions,
+			    (unsigned long long)(size >> 20), (unsigned long long)(s.resident_pages * PAGE >> 20),
+			    (unsigned long long)(s.stored_pages * PAGE >> 20),
+			    (unsigned long long)(s.faults_zero + s.faults_store),
+			    (unsigned long long)s.evictions, fm_lat_percentile(s.lat, 0.5) / 1e3,
+			    fm_lat_percentile(s.lat, 0.99) / 1e3);
+		}
+		pthread_mutex_unlock(&c->lock);
+		s.regions = 0; /* totals count live regions below */
+		fm_stats_add(&total, &s);
+		first = false;
+	}
+	if (json) {
+		put(&o, "],\"totals\":{");
+		put_stats_json(&o, &total);
+		put(&o, "}}\n");
+	} else if (first) {
+		put(&o, "(no clients)\n");
+	}
+	pthread_mutex_unlock(&D.lock);
+	if (o.len >= o.cap)
+		return -1;
+	return (int)o.len;
+}
+
+void tag_stats(const char *tag, struct fm_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&D.lock);
+	for (struct fm_tag *t = D.tags; t; t = t->next)
+		if (strncmp(t->name, tag, FM_TAG_MAX) == 0)
+			*out = t->done;
+	for (struct fm_client *c = D.clients; c; c = c->next) {
+		if (!c->tag || strncmp(c->tag->name, tag, FM_TAG_MAX) != 0)
+			continue;
+		struct fm_stats s;
+		pthread_mutex_lock(&c->lock);
+		client_stats(c, &s);
+		pthread_mutex_unlock(&c->lock);
+		fm_stats_add(out, &s);
+	}
+	pthread_mutex_unlock(&D.lock);
+}
