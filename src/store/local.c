@@ -44,6 +44,8 @@ struct local_store {
 	struct fm_store base;
 };
 
+extern const struct fm_store_ops fm_store_local_ops;
+
 static char *slot_page(uint32_t slot)
 {
 	uint32_t i = slot - 1;
