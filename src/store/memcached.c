@@ -489,7 +489,7 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 }
 
 /* Best effort and never waits: copies on a server that is down stay there
- * (a versioned read would reject them later). */
+ * (a versioned read would reject them later) and the call returns -EAGAIN. */
 static int mc_remove(struct fm_store *base, const struct fm_page_key *keys, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
@@ -504,9 +504,17 @@ static int mc_remove(struct fm_store *base, const struct fm_page_key *keys, size
 				v->grp[v->ngrp++] = i;
 		}
 	}
-	for (unsigned x = 0; x < s->nsrv; x++)
-		if (s->srv[x].ngrp)
-			write_server(s, &s->srv[x], 1);
+	for (size_t i = 0; i < n; i++)
+		s->copies[i] = 0;
+	for (unsigned x = 0; x < s->nsrv; x++) {
+		struct mc_server *v = &s->srv[x];
+		if (v->ngrp && write_server(s, v, 1))
+			for (size_t g = 0; g < v->ngrp; g++)
+				s->copies[v->grp[g]]++;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (s->copies[i] < s->replicas)
+			return -EAGAIN;
 	return 0;
 }
 
