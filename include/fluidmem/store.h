@@ -47,8 +47,13 @@ struct fm_store_io {
 
 struct fm_store;
 
+/* fm_store_ops.flags */
+#define FM_STORE_DROP_AFTER_READ 1u /* stored pages cost the monitor's own memory:
+				     * remove a page's copy once it is read back */
+
 struct fm_store_ops {
 	const char *scheme;  /* "local", "memcached", "redis" */
+	unsigned flags;      /* FM_STORE_* */
 	/* Parse url (the full URL, scheme included) and connect. On failure return
 	 * -errno and write a one-line reason into err. */
 	int (*open)(const char *url, struct fm_store **out, char *err, size_t errlen);

@@ -106,6 +106,10 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	c->st.faults_store++;
 	c->st.bytes_in += PAGE;
 	r->stored--;
+	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
+		fm_store_remove(w->store, &io.key, 1);
+		*s &= (uint8_t)~PS_INSTORE;
+	}
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
 		*s |= PS_QUEUED;

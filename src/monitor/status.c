@@ -133,8 +133,11 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 	return (int)o.len;
 }
 
+/* A tag's counters: its exited processes and its live ones. `clients` is
+ * the number still connected, so a caller can wait for them to finish. */
 void tag_stats(const char *tag, struct fm_stats *out)
 {
+	uint64_t live = 0;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&D.lock);
 	for (struct fm_tag *t = D.tags; t; t = t->next)
@@ -148,6 +151,8 @@ void tag_stats(const char *tag, struct fm_stats *out)
 		client_stats(c, &s);
 		pthread_mutex_unlock(&c->lock);
 		fm_stats_add(out, &s);
+		live++;
 	}
+	out->clients = live;
 	pthread_mutex_unlock(&D.lock);
 }

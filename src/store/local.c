@@ -1,7 +1,8 @@
 /* local.c - the embedded store: pages kept in the monitor's own memory.
  *
- * Pages live in 64 MiB slabs mapped with mmap; a free page holds the index of
- * the next free one, so the free list costs no memory. Each region maps page
+ * Pages live in 64 MiB slabs mapped with mmap. A freed page goes back to the
+ * kernel (MADV_FREE: reclaimed lazily, reused in place) and its slot onto a
+ * stack of free slots, so the monitor's memory follows what is stored. Each region maps page
  * index -> slot through chunks of 4096 slot numbers allocated on first use:
  * 4 bytes per stored page plus 16 KiB per 16 MiB of region touched. All
  * handles share one table (the data is the monitor's), guarded by one mutex:
@@ -33,7 +34,8 @@ static struct {
 	pthread_mutex_t lock;
 	char **slabs;
 	size_t nslabs;
-	uint32_t free_head;            /* first free slot, 0 = none */
+	uint32_t *free_slots;          /* stack of free slot numbers */
+	size_t nfree, capfree;
 	uint32_t next_fresh;           /* slots below this were handed out at least once */
 	struct local_region *regions;  /* open addressing, capacity a power of two */
 	size_t cap, count;
@@ -54,11 +56,8 @@ static char *slot_page(uint32_t slot)
 
 static uint32_t slot_alloc(void)
 {
-	if (L.free_head) {
-		uint32_t s = L.free_head;
-		memcpy(&L.free_head, slot_page(s), sizeof(uint32_t));
-		return s;
-	}
+	if (L.nfree)
+		return L.free_slots[--L.nfree];
 	if (L.next_fresh == L.nslabs * SLAB_PAGES) {
 		if (L.nslabs == UINT32_MAX / SLAB_PAGES)
 			return 0;
@@ -77,8 +76,16 @@ static uint32_t slot_alloc(void)
 
 static void slot_free(uint32_t slot)
 {
-	memcpy(slot_page(slot), &L.free_head, sizeof(uint32_t));
-	L.free_head = slot;
+	if (L.nfree == L.capfree) {
+		size_t ncap = L.capfree ? L.capfree * 2 : 4096;
+		uint32_t *n = realloc(L.free_slots, ncap * sizeof(*n));
+		if (!n)
+			return; /* the slot leaks; nothing breaks */
+		L.free_slots = n;
+		L.capfree = ncap;
+	}
+	L.free_slots[L.nfree++] = slot;
+	madvise(slot_page(slot), FM_PAGE_SIZE, MADV_FREE);
 }
 
 static size_t region_hash(const uint64_t id[2])
@@ -260,6 +267,7 @@ static void local_describe(struct fm_store *s, char *buf, size_t len)
 
 const struct fm_store_ops fm_store_local_ops = {
 	.scheme = "local",
+	.flags = FM_STORE_DROP_AFTER_READ,
 	.open = local_open,
 	.close = local_close,
 	.read = local_read,

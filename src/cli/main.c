@@ -1,0 +1,444 @@
+/* main.c - the fluidmem command: run a program under fluidmem, look at and
+ * steer the monitor. Subcommands live in their own files where they grow
+ * (vm.c); this file parses the command line and speaks the control protocol. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "size.h"
+
+int fm_cli_vm(int argc, char **argv) __attribute__((weak));
+
+static const char *opt_socket;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: fluidmem COMMAND [OPTION]...\n"
+		"Memory as a Service: run programs with more memory than the local budget.\n\n"
+		"Commands:\n"
+		"  run [OPTION]... -- PROGRAM [ARG]...   run PROGRAM with its memory served by fluidmemd\n"
+		"  status [--json]                       regions, clients and counters of the monitor\n"
+		"  resize --local-memory SIZE            change the monitor's global budget\n"
+		"  stop                                  stop the monitor\n"
+		"  vm hotplug|resize|list|unplug ...     remote memory for QEMU virtual machines\n"
+		"  bench                                 run the benchmarks (see docs/benchmarks.md)\n\n"
+		"Common option:\n"
+		"  -s, --socket PATH   the monitor's socket (default $FLUIDMEM_SOCKET or\n"
+		"                      /run/fluidmem/fluidmemd.sock)\n\n"
+		"Run `fluidmem COMMAND --help` for a command's options.\n");
+}
+
+static void usage_run(FILE *f)
+{
+	fprintf(f,
+		"Usage: fluidmem run [OPTION]... -- PROGRAM [ARG]...\n"
+		"Run PROGRAM unmodified; its heap and large anonymous mappings become fluidmem\n"
+		"regions: at most --local-memory of them resident, the rest in the page store.\n"
+		"When no monitor answers on the socket (or --store is given), a private monitor\n"
+		"is started for this run and stopped after it.\n\n"
+		"  -m, --local-memory SIZE  resident limit for this program (e.g. 64M, 2G; default 1G)\n"
+		"  -S, --store URL          page store of a private monitor (default local://)\n"
+		"  -s, --socket PATH        use the monitor on PATH\n"
+		"      --stats              print counters and fault latency when PROGRAM exits\n"
+		"      --stats-json FILE    write the same counters as JSON to FILE\n"
+		"      --heap-size SIZE     address space reserved for the heap (default 64G)\n"
+		"      --mmap-threshold SIZE  anonymous mmaps this large or larger become regions\n"
+		"                           (default 1M)\n"
+		"      --no-heap            leave malloc alone; only large mmaps become regions\n"
+		"  -h, --help               show this help\n\n"
+		"The exit status is PROGRAM's (128+N when killed by signal N).\n");
+}
+
+static const char *socket_path(void)
+{
+	return opt_socket ? opt_socket : fm_default_socket();
+}
+
+/* One control request; the reply payload (text or struct) into buf. */
+static int control(uint16_t type, const void *p, uint32_t len, char *buf, uint32_t cap, uint32_t *got)
+{
+	int s = fm_connect_unix(socket_path());
+	if (s < 0) {
+		fprintf(stderr, "fluidmem: cannot reach fluidmemd at %s: %s\n", socket_path(), strerror(-s));
+		return s;
+	}
+	int rc = fm_send(s, type, 0, p, len, NULL, 0);
+	struct fm_msg_hdr h;
+	if (rc == 0)
+		rc = fm_recv(s, &h, buf, cap, NULL, NULL);
+	close(s);
+	if (rc < 0) {
+		fprintf(stderr, "fluidmem: talking to fluidmemd: %s\n", strerror(-rc));
+		return rc;
+	}
+	if (h.status < 0) {
+		fprintf(stderr, "fluidmem: %s\n", h.len && buf[h.len - 1] == 0 ? buf : strerror(-h.status));
+		return h.status;
+	}
+	if (got)
+		*got = h.len;
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
+					    { "socket", required_argument, NULL, 's' },
+					    { "help", no_argument, NULL, 'h' }, { 0 } };
+	struct fm_status_req rq = { 0 };
+	int o;
+	while ((o = getopt_long(argc, argv, "js:h", lo, NULL)) != -1) {
+		if (o == 'j')
+			rq.flags |= FM_STATUS_JSON;
+		else if (o == 's')
+			opt_socket = optarg;
+		else {
+			fprintf(o == 'h' ? stdout : stderr, "Usage: fluidmem status [--json] [--socket PATH]\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	static char buf[1 << 20];
+	uint32_t n = 0;
+	if (control(FM_MSG_STATUS, &rq, sizeof(rq), buf, sizeof(buf) - 1, &n) < 0)
+		return 1;
+	fwrite(buf, 1, n, stdout);
+	return 0;
+}
+
+static int cmd_resize(int argc, char **argv)
+{
+	static const struct option lo[] = { { "local-memory", required_argument, NULL, 'm' },
+					    { "socket", required_argument, NULL, 's' },
+					    { "help", no_argument, NULL, 'h' }, { 0 } };
+	struct fm_set_budget rq = { 0 };
+	int o;
+	while ((o = getopt_long(argc, argv, "m:s:h", lo, NULL)) != -1) {
+		if (o == 'm') {
+			if (fm_parse_size(optarg, &rq.bytes) < 0) {
+				fprintf(stderr, "fluidmem: invalid size '%s' (e.g. 512M, 4G)\n", optarg);
+				return 2;
+			}
+		} else if (o == 's') {
+			opt_socket = optarg;
+		} else {
+			fprintf(o == 'h' ? stdout : stderr, "Usage: fluidmem resize --local-memory SIZE [--socket PATH]\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (!rq.bytes) {
+		fprintf(stderr, "fluidmem resize: --local-memory SIZE is required\n");
+		return 2;
+	}
+	char buf[256];
+	return control(FM_MSG_SET_BUDGET, &rq, sizeof(rq), buf, sizeof(buf), NULL) < 0;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+	if (argc > 2 && strcmp(argv[1], "--socket") == 0)
+		opt_socket = argv[2];
+	char buf[256];
+	return control(FM_MSG_SHUTDOWN, NULL, 0, buf, sizeof(buf), NULL) < 0;
+}
+
+/* A file next to this executable, or in ../lib for an installed tree. */
+static int sibling(const char *name, char *out, size_t cap)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return -1;
+	exe[n] = 0;
+	char *dir = dirname(exe);
+	const char *tries[] = { "%s/%s", "%s/../lib/%s", "%s/../lib/fluidmem/%s" };
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		snprintf(out, cap, tries[i], dir, name);
+		if (access(out, F_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+/* Start a private fluidmemd on a socket in a fresh directory. */
+static pid_t start_private_monitor(const char *budget, const char *store, char *sock, size_t cap)
+{
+	char daemon[PATH_MAX], dir[] = "/tmp/fluidmem-run.XXXXXX";
+	if (sibling("fluidmemd", daemon, sizeof(daemon)) < 0)
+		snprintf(daemon, sizeof(daemon), "fluidmemd");
+	if (!mkdtemp(dir)) {
+		perror("fluidmem: mkdtemp");
+		return -1;
+	}
+	snprintf(sock, cap, "%s/fluidmemd.sock", dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0); /* a ^C in the terminal reaches the program, not the monitor */
+		execlp(daemon, "fluidmemd", "--socket", sock, "--local-memory", budget, "--store", store,
+		       (char *)NULL);
+		fprintf(stderr, "fluidmem: cannot run %s: %s\n", daemon, strerror(errno));
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		int s = fm_connect_unix(sock);
+		if (s >= 0) {
+			close(s);
+			return pid;
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "fluidmem: the private monitor failed to start\n");
+			return -1;
+		}
+		usleep(25000);
+	}
+	fprintf(stderr, "fluidmem: the private monitor did not come up on %s\n", sock);
+	kill(pid, SIGKILL);
+	return -1;
+}
+
+static void stop_private_monitor(pid_t pid, const char *sock)
+{
+	kill(pid, SIGTERM);
+	int st;
+	for (int i = 0; i < 200 && waitpid(pid, &st, WNOHANG) != pid; i++)
+		usleep(25000);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, WNOHANG);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", sock);
+	unlink(sock);
+	rmdir(dirname(dir));
+}
+
+static void print_stats(const struct fm_stats *s, FILE *f)
+{
+	char in[32], out[32], peak[32];
+	fm_format_size(s->bytes_in, in, sizeof(in));
+	fm_format_size(s->bytes_out, out, sizeof(out));
+	fm_format_size(s->peak_resident_pages * 4096, peak, sizeof(peak));
+	fprintf(f, "fluidmem: faults %llu (zero %llu, from store %llu), write-protect %llu, SIGBUS %llu\n",
+		(unsigned long long)(s->faults_zero + s->faults_store), (unsigned long long)s->faults_zero,
+		(unsigned long long)s->faults_store, (unsigned long long)s->faults_wp,
+		(unsigned long long)s->faults_poisoned);
+	fprintf(f, "fluidmem: evictions %llu: written %llu, all-zero avoided %llu; store errors %llu\n",
+		(unsigned long long)s->evictions, (unsigned long long)s->pages_written,
+		(unsigned long long)s->pages_zero_skipped, (unsigned long long)s->store_errors);
+	fprintf(f, "fluidmem: moved in %s, out %s; peak resident %s\n", in, out, peak);
+	fprintf(f, "fluidmem: fault latency median %.1f us, p99 %.1f us\n", fm_lat_percentile(s->lat, 0.5) / 1e3,
+		fm_lat_percentile(s->lat, 0.99) / 1e3);
+}
+
+static int write_stats_json(const struct fm_stats *s, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "fluidmem: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{");
+#define X(name) fprintf(f, "\"" #name "\":%llu,", (unsigned long long)s->name);
+	FM_STATS_FIELDS(X)
+#undef X
+	fprintf(f, "\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f}\n", fm_lat_percentile(s->lat, 0.5) / 1e3,
+		fm_lat_percentile(s->lat, 0.99) / 1e3);
+	return fclose(f);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "local-memory", required_argument, NULL, 'm' }, { "store", required_argument, NULL, 'S' },
+		{ "socket", required_argument, NULL, 's' },       { "stats", no_argument, NULL, 'x' },
+		{ "stats-json", required_argument, NULL, 'j' },   { "heap-size", required_argument, NULL, 'H' },
+		{ "mmap-threshold", required_argument, NULL, 'T' }, { "no-heap", no_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },               { 0 },
+	};
+	const char *budget = "1G", *store = NULL, *stats_json = NULL, *heap = NULL, *threshold = NULL;
+	bool stats = false, no_heap = false;
+	uint64_t v;
+	int o;
+	while ((o = getopt_long(argc, argv, "+m:S:s:h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'm': budget = optarg; break;
+		case 'S': store = optarg; break;
+		case 's': opt_socket = optarg; break;
+		case 'x': stats = true; break;
+		case 'j': stats_json = optarg; break;
+		case 'H': heap = optarg; break;
+		case 'T': threshold = optarg; break;
+		case 'N': no_heap = true; break;
+		case 'h': usage_run(stdout); return 0;
+		default: usage_run(stderr); return 2;
+		}
+	}
+	const char *sizes[] = { budget, heap, threshold };
+	for (int i = 0; i < 3; i++)
+		if (sizes[i] && fm_parse_size(sizes[i], &v) < 0) {
+			fprintf(stderr, "fluidmem run: invalid size '%s' (e.g. 64M, 2G)\n", sizes[i]);
+			return 2;
+		}
+	if (optind >= argc) {
+		fprintf(stderr, "fluidmem run: no program given (fluidmem run [OPTION]... -- PROGRAM [ARG]...)\n");
+		return 2;
+	}
+	char preload[PATH_MAX];
+	if (sibling("libfluidmem-preload.so", preload, sizeof(preload)) < 0) {
+		fprintf(stderr, "fluidmem: cannot find libfluidmem-preload.so next to this program\n");
+		return 1;
+	}
+
+	/* The host's monitor if one answers (and no private store was asked for). */
+	char sock[PATH_MAX];
+	pid_t monitor = 0;
+	snprintf(sock, sizeof(sock), "%s", socket_path());
+	int probe = store ? -1 : fm_connect_unix(sock);
+	if (probe >= 0) {
+		close(probe);
+	} else {
+		if (opt_socket) {
+			fprintf(stderr, "fluidmem: no fluidmemd answers on %s\n", opt_socket);
+			return 1;
+		}
+		monitor = start_private_monitor(budget, store ? store : "local://", sock, sizeof(sock));
+		if (monitor < 0)
+			return 1;
+	}
+
+	char tag[FM_TAG_MAX];
+	unsigned rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (unsigned)time(NULL);
+	snprintf(tag, sizeof(tag), "run-%d-%08x", (int)getpid(), rnd);
+	char ld[PATH_MAX * 2];
+	const char *old = getenv("LD_PRELOAD");
+	snprintf(ld, sizeof(ld), "%s%s%s", preload, old && *old ? ":" : "", old ? old : "");
+	setenv("LD_PRELOAD", ld, 1);
+	setenv("FLUIDMEM_SOCKET", sock, 1);
+	setenv("FLUIDMEM_TAG", tag, 1);
+	setenv("FLUIDMEM_LOCAL_MEMORY", budget, 1);
+	setenv("FLUIDMEM_REQUIRED", "1", 1);
+	if (heap)
+		setenv("FLUIDMEM_HEAP_SIZE", heap, 1);
+	if (threshold)
+		setenv("FLUIDMEM_MMAP_THRESHOLD", threshold, 1);
+	/* QEMU: its guest RAM backends are what we serve, not its own heap. */
+	const char *base = strrchr(argv[optind], '/');
+	base = base ? base + 1 : argv[optind];
+	if (no_heap || strncmp(base, "qemu-system-", 12) == 0)
+		setenv("FLUIDMEM_HEAP", "0", 1);
+
+	signal(SIGINT, forward_signal);
+	signal(SIGTERM, forward_signal);
+	signal(SIGHUP, forward_signal);
+	signal(SIGQUIT, forward_signal);
+	child_pid = fork();
+	if (child_pid < 0) {
+		perror("fluidmem: fork");
+		return 1;
+	}
+	if (child_pid == 0) {
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "fluidmem: cannot run %s: %s\n", argv[optind], strerror(errno));
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(child_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (WIFSIGNALED(st))
+		fprintf(stderr, "fluidmem: %s killed by signal %d (%s)\n", argv[optind], WTERMSIG(st),
+			strsignal(WTERMSIG(st)));
+
+	if (stats || stats_json) {
+		/* The monitor folds a client's counters into its tag when it sees
+		 * the process gone; give it a moment to notice. */
+		struct fm_tag_req rq = { 0 };
+		struct fm_stats s;
+		snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
+		opt_socket = sock;
+		for (int i = 0; i < 100; i++) {
+			if (control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL) < 0)
+				break;
+			if (s.clients == 0) /* TAG_STATS counts live clients here */
+				break;
+			usleep(20000);
+		}
+		if (stats)
+			print_stats(&s, stderr);
+		if (stats_json && write_stats_json(&s, stats_json) < 0 && code == 0)
+			code = 1;
+	}
+	if (monitor > 0)
+		stop_private_monitor(monitor, sock);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	argc--;
+	argv++;
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc, argv);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "resize") == 0)
+		return cmd_resize(argc, argv);
+	if (strcmp(cmd, "stop") == 0)
+		return cmd_stop(argc, argv);
+	if (strcmp(cmd, "vm") == 0) {
+		if (!fm_cli_vm) {
+			fprintf(stderr, "fluidmem: this build has no vm support\n");
+			return 1;
+		}
+		return fm_cli_vm(argc, argv);
+	}
+	if (strcmp(cmd, "bench") == 0) {
+		char script[PATH_MAX];
+		if (sibling("../bench/run.sh", script, sizeof(script)) < 0) {
+			fprintf(stderr, "fluidmem bench: bench/run.sh not found (run it from the source tree)\n");
+			return 1;
+		}
+		execv(script, argv);
+		perror("fluidmem bench");
+		return 1;
+	}
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("fluidmem 0.1\n");
+		return 0;
+	}
+	fprintf(stderr, "fluidmem: unknown command '%s' (try fluidmem --help)\n", cmd);
+	return 2;
+}

@@ -1,0 +1,558 @@
+/* client.c - libfluidmem: regions of this process and its connection to
+ * fluidmemd.
+ *
+ * A region is a memfd mapped MAP_SHARED here, registered with this process's
+ * userfaultfd (MISSING | WP) and handed to the monitor with the uffd, which
+ * then serves every fault in it. The process keeps its own references to the
+ * memfds and the uffd: if the monitor dies, faulting threads wait instead of
+ * reading zero pages, and the watcher thread stops the process with a message.
+ *
+ * Nothing here calls malloc (the preload library calls in from malloc), and
+ * mappings are made with raw syscalls so the preload's mmap wrappers do not
+ * see our own. fork() is handled with pthread_atfork: the monitor snapshots
+ * every region, and the child maps the snapshots where the regions were. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fluidmem/fluidmem.h"
+#include "client_internal.h"
+#include "proto.h"
+#include "size.h"
+#include "uffd_compat.h"
+
+#define MAX_REGIONS 1024
+#define PAGE_SZ 4096ul
+
+struct cregion {
+	uintptr_t addr;
+	size_t len;     /* mapped bytes at addr */
+	size_t size;    /* memfd size */
+	off_t offset;   /* of addr in the memfd */
+	int memfd;      /* ours (-1 for adopted memfds, which stay the program's) */
+	uint64_t id[2];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	int state;                 /* 0 untried, 1 connected, -errno failed */
+	int sock, uffd, pidfd;
+	ino_t sock_ino;
+	struct cregion r[MAX_REGIONS];
+	int n;
+	bool watcher_started;
+	char err[128];
+	/* fork snapshot, from prepare to the parent/child handlers */
+	struct fm_snapshot_reply snap;
+	int snap_fds[FM_SNAPSHOT_MAX];
+	int snap_nfds;
+	int snap_err;
+} G = {
+	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+	.sock = -1, .uffd = -1, .pidfd = -1,
+};
+
+void *fm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+int fm_sys_munmap(void *addr, size_t len) { return (int)syscall(SYS_munmap, addr, len); }
+int fm_sys_madvise(void *addr, size_t len, int advice) { return (int)syscall(SYS_madvise, addr, len, advice); }
+void *fm_sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+}
+
+static void set_err(const char *why)
+{
+	snprintf(G.err, sizeof(G.err), "%.127s", why);
+}
+
+const char *fm_last_error(void)
+{
+	return G.err;
+}
+
+/* One request and its reply on the monitor connection. */
+static int call(uint16_t type, const void *p, uint32_t len, const int *fds, int nfds, void *rep,
+		uint32_t cap, int *rfds, int *nrfds)
+{
+	int rc = fm_send(G.sock, type, 0, p, len, fds, nfds);
+	if (rc < 0)
+		return rc;
+	struct fm_msg_hdr h;
+	char buf[sizeof(struct fm_snapshot_reply)];
+	int none = 0;
+	rc = fm_recv(G.sock, &h, buf, sizeof(buf), rfds, nrfds ? nrfds : &none);
+	if (rc < 0)
+		return rc;
+	if (h.status < 0) {
+		if (h.len)
+			set_err(buf[h.len - 1] == 0 ? buf : "monitor refused the request");
+		return h.status;
+	}
+	if (rep)
+		memcpy(rep, buf, h.len < cap ? h.len : cap);
+	return 0;
+}
+
+static int open_uffd(void)
+{
+	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int dev = fd >= 0 ? ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (dev >= 0)
+		return dev;
+	/* No access to /dev/userfaultfd: the syscall works for root, or when
+	 * vm.unprivileged_userfaultfd=1. Never UFFD_USER_MODE_ONLY: kernel
+	 * accesses (read(2) into a region) must fault and wait too. */
+	dev = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	return dev >= 0 ? dev : -errno;
+}
+
+/* A userfaultfd with the features regions need. */
+static int make_uffd(void)
+{
+	const uint64_t need = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+			      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_MISSING_SHMEM;
+	const uint64_t want = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED |
+			      UFFD_FEATURE_POISON;
+	int probe = open_uffd();
+	if (probe < 0) {
+		set_err("cannot create a userfaultfd: give the user read/write access to /dev/userfaultfd "
+			"or set sysctl vm.unprivileged_userfaultfd=1");
+		return probe;
+	}
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int rc = ioctl(probe, UFFDIO_API, &api);
+	close(probe);
+	if (rc < 0 || (api.features & need) != need) {
+		set_err("this kernel's userfaultfd lacks shmem events (Linux 5.x or later needed)");
+		return -ENOSYS;
+	}
+	int fd = open_uffd();
+	if (fd < 0)
+		return fd;
+	struct uffdio_api api2 = { .api = UFFD_API, .features = need | (api.features & want) };
+	if (ioctl(fd, UFFDIO_API, &api2) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int connect_monitor(void)
+{
+	int s = fm_connect_unix(fm_default_socket());
+	if (s < 0) {
+		snprintf(G.err, sizeof(G.err), "cannot reach fluidmemd at %s: %s", fm_default_socket(),
+			 strerror(-s));
+		return s;
+	}
+	int uffd = make_uffd();
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (uffd < 0 || pidfd < 0) {
+		int e = uffd < 0 ? uffd : -errno;
+		if (uffd >= 0)
+			close(uffd);
+		if (pidfd < 0 && uffd >= 0)
+			set_err("pidfd_open failed (Linux 5.3 or later needed)");
+		close(s);
+		return e;
+	}
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	struct fm_hello hello = { 0 };
+	const char *tag = getenv("FLUIDMEM_TAG");
+	const char *lim = getenv("FLUIDMEM_LOCAL_MEMORY");
+	if (tag)
+		snprintf(hello.tag, sizeof(hello.tag), "%s", tag);
+	if (lim && fm_parse_size(lim, &hello.local_limit) < 0)
+		hello.local_limit = 0;
+	G.sock = s;
+	int fds[2] = { uffd, pidfd };
+	int rc = call(FM_MSG_HELLO, &hello, sizeof(hello), fds, 2, NULL, 0, NULL, NULL);
+	if (rc < 0) {
+		if (!G.err[0])
+			snprintf(G.err, sizeof(G.err), "fluidmemd refused the connection: %s", strerror(-rc));
+		close(s);
+		close(uffd);
+		close(pidfd);
+		G.sock = -1;
+		return rc;
+	}
+	struct stat sb;
+	fstat(s, &sb);
+	G.sock_ino = sb.st_ino;
+	G.uffd = uffd;
+	G.pidfd = pidfd;
+	return 0;
+}
+
+int fm_init(void)
+{
+	pthread_mutex_lock(&G.lock);
+	if (G.state == 0) {
+		int rc = connect_monitor();
+		G.state = rc < 0 ? rc : 1;
+	}
+	int st = G.state;
+	pthread_mutex_unlock(&G.lock);
+	return st < 0 ? st : 0;
+}
+
+int fm_connected(void)
+{
+	return G.state == 1;
+}
+
+static int uffd_register(uintptr_t addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { addr, len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	return ioctl(G.uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+/* Register [addr, addr+len) of memfd at offset with the monitor; record it. */
+static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_t size, uint32_t flags,
+		      bool owned)
+{
+	if (G.n == MAX_REGIONS) {
+		set_err("too many regions in one process");
+		return -ENOSPC;
+	}
+	int rc = uffd_register(addr, len);
+	if (rc < 0) {
+		set_err("UFFDIO_REGISTER failed");
+		return rc;
+	}
+	struct fm_register rq = { .addr = addr, .len = len, .offset = (uint64_t)offset, .flags = flags };
+	struct fm_register_reply rep;
+	rc = call(FM_MSG_REGISTER, &rq, sizeof(rq), &memfd, 1, &rep, sizeof(rep), NULL, NULL);
+	if (rc < 0) {
+		struct uffdio_range r = { addr, len };
+		ioctl(G.uffd, UFFDIO_UNREGISTER, &r);
+		return rc;
+	}
+	G.r[G.n++] = (struct cregion){ .addr = addr, .len = len, .size = size, .offset = offset,
+				       .memfd = owned ? memfd : -1, .id = { rep.region[0], rep.region[1] } };
+	return 0;
+}
+
+void *fm_map(void *addr, size_t len, int prot, int flags)
+{
+	len = (len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	if (!len) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int rc = fm_init();
+	if (rc < 0) {
+		errno = -rc;
+		return NULL;
+	}
+	pthread_mutex_lock(&G.lock);
+	void *p = NULL;
+	int fd = memfd_create("fluidmem", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	int mflags = MAP_SHARED | MAP_NORESERVE | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE));
+	p = fm_sys_mmap(addr, len, prot, mflags, fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		p = NULL;
+		goto out;
+	}
+	/* A child of fork gets its own copy from the monitor, never this mapping. */
+	fm_sys_madvise(p, len, MADV_DONTFORK);
+	rc = add_region((uintptr_t)p, len, fd, 0, len, (flags & FM_MAP_HEAP) ? FM_REGISTER_HEAP : 0, true);
+	if (rc < 0) {
+		fm_sys_munmap(p, len);
+		p = NULL;
+	}
+out:
+	if (rc < 0 && fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&G.lock);
+	if (!p)
+		errno = -rc;
+	return p;
+}
+
+void *fm_alloc(size_t len)
+{
+	return fm_map(NULL, len, PROT_READ | PROT_WRITE, 0);
+}
+
+int fm_adopt(void *addr, size_t len, int fd, off_t offset)
+{
+	struct stat sb;
+	int rc = fm_init();
+	if (rc < 0)
+		return rc;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	pthread_mutex_lock(&G.lock);
+	rc = add_region((uintptr_t)addr, len, fd, offset, (size_t)sb.st_size, FM_REGISTER_ADOPTED, false);
+	pthread_mutex_unlock(&G.lock);
+	return rc;
+}
+
+static struct cregion *find(uintptr_t a, size_t len)
+{
+	for (int i = 0; i < G.n; i++)
+		if (a >= G.r[i].addr && a + len <= G.r[i].addr + G.r[i].len)
+			return &G.r[i];
+	return NULL;
+}
+
+int fm_owns(const void *addr, size_t len)
+{
+	if (G.n == 0)
+		return 0;
+	pthread_mutex_lock(&G.lock);
+	int yes = find((uintptr_t)addr, len ? len : 1) != NULL;
+	pthread_mutex_unlock(&G.lock);
+	return yes;
+}
+
+int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
+{
+	pthread_mutex_lock(&G.lock);
+	struct cregion *r = find((uintptr_t)addr, old_len);
+	int rc = -ENOENT;
+	if (!r || r->addr != (uintptr_t)addr || r->memfd < 0) {
+		set_err("mremap grows only whole fluidmem regions");
+		goto out;
+	}
+	new_len = (new_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	if (new_len > r->size) {
+		if (ftruncate(r->memfd, (off_t)new_len) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		r->size = new_len;
+	}
+	struct fm_grow g = { .region = { r->id[0], r->id[1] }, .new_len = new_len };
+	rc = call(FM_MSG_GROW, &g, sizeof(g), NULL, 0, NULL, 0, NULL, NULL);
+out:
+	pthread_mutex_unlock(&G.lock);
+	return rc;
+}
+
+/* After mremap: the region now lives at new_addr with new_len. */
+void fm_moved(void *old_addr, void *new_addr, size_t new_len)
+{
+	pthread_mutex_lock(&G.lock);
+	struct cregion *r = find((uintptr_t)old_addr, 1);
+	if (r && r->addr == (uintptr_t)old_addr) {
+		r->addr = (uintptr_t)new_addr;
+		r->len = new_len;
+	}
+	pthread_mutex_unlock(&G.lock);
+}
+
+void fm_forget(void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr, e = a + len;
+	pthread_mutex_lock(&G.lock);
+	for (int i = 0; i < G.n; i++) {
+		struct cregion *r = &G.r[i];
+		if (a <= r->addr && e >= r->addr + r->len) { /* the whole region went */
+			if (r->memfd >= 0)
+				close(r->memfd);
+			G.r[i--] = G.r[--G.n];
+		} else if (a <= r->addr && e > r->addr) { /* its head went */
+			r->offset += (off_t)(e - r->addr);
+			r->len -= e - r->addr;
+			r->addr = e;
+		} else if (a < r->addr + r->len && e >= r->addr + r->len) { /* its tail went */
+			r->len = a - r->addr;
+		}
+		/* a hole in the middle: the table keeps the outer bounds */
+	}
+	pthread_mutex_unlock(&G.lock);
+}
+
+int fm_free(void *addr, size_t len)
+{
+	len = (len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	if (fm_sys_munmap(addr, len) < 0)
+		return -errno;
+	fm_forget(addr, len);
+	return 0;
+}
+
+/* The watcher: the monitor's connection closing means our pages in its store
+ * are out of reach. Faulting threads would wait forever; stop loudly instead. */
+static void *watcher(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		struct pollfd p = { .fd = G.sock, .events = POLLRDHUP };
+		int n = poll(&p, 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (p.revents & POLLNVAL))
+			return NULL;
+		struct stat sb;
+		if (fstat(G.sock, &sb) < 0 || sb.st_ino != G.sock_ino)
+			return NULL; /* the program closed our socket and reused the number */
+		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
+			static const char msg[] = "fluidmem: the monitor (fluidmemd) went away; this process's "
+						  "memory in its store is unreachable. Stopping.\n";
+			if (write(2, msg, sizeof(msg) - 1) < 0) {
+			}
+			_exit(70);
+		}
+	}
+}
+
+void fm_start_watcher(void)
+{
+	pthread_mutex_lock(&G.lock);
+	if (G.state == 1 && !G.watcher_started) {
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&a, 64 * 1024);
+		if (pthread_create(&t, &a, watcher, NULL) == 0) {
+			G.watcher_started = true;
+			pthread_setname_np(t, "fluidmem-watch");
+		}
+		pthread_attr_destroy(&a);
+	}
+	pthread_mutex_unlock(&G.lock);
+}
+
+/* ---- fork ---- */
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&G.lock);
+	G.snap_nfds = 0;
+	G.snap_err = 0;
+	if (G.state != 1 || G.n == 0)
+		return;
+	G.snap_nfds = FM_SNAPSHOT_MAX;
+	int rc = call(FM_MSG_SNAPSHOT, NULL, 0, NULL, 0, &G.snap, sizeof(G.snap), G.snap_fds, &G.snap_nfds);
+	if (rc < 0 || (uint32_t)G.snap_nfds != G.snap.count) {
+		G.snap_err = rc < 0 ? rc : -EPROTO;
+		for (int i = 0; i < G.snap_nfds; i++)
+			close(G.snap_fds[i]);
+		G.snap_nfds = 0;
+	}
+}
+
+static void fork_parent(void)
+{
+	for (int i = 0; i < G.snap_nfds; i++)
+		close(G.snap_fds[i]);
+	G.snap_nfds = 0;
+	pthread_mutex_unlock(&G.lock);
+}
+
+static void die_in_child(const char *why)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "fluidmem: forked child cannot get its memory: %s (%s)\n", why, G.err);
+	if (write(2, msg, (size_t)n) < 0) {
+	}
+	_exit(70);
+}
+
+/* Map a snapshot where the parent's region was. Everything is mapped
+ * read-write: regions are, unless the program mprotected parts of them (a
+ * PROT_NONE guard inside a large mmap), in which case the child loses that
+ * guard. */
+static void child_map(const struct fm_snapshot_entry *e, int fd)
+{
+	void *p = fm_sys_mmap((void *)(uintptr_t)e->addr, e->len, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)e->offset);
+	if (p == MAP_FAILED)
+		die_in_child("mmap of the snapshot failed");
+	fm_sys_madvise(p, e->len, MADV_DONTFORK);
+}
+
+static void fork_child(void)
+{
+	if (G.state != 1) {
+		pthread_mutex_unlock(&G.lock);
+		return;
+	}
+	int had_regions = G.n > 0;
+	/* The parent's connection, uffd and memfds are the parent's business. */
+	close(G.sock);
+	close(G.uffd);
+	close(G.pidfd);
+	for (int i = 0; i < G.n; i++)
+		if (G.r[i].memfd >= 0)
+			close(G.r[i].memfd);
+	G.n = 0;
+	G.sock = G.uffd = G.pidfd = -1;
+	G.watcher_started = false;
+	G.state = 0;
+	if (!had_regions) {
+		pthread_mutex_unlock(&G.lock);
+		return;
+	}
+	if (G.snap_err || G.snap_nfds == 0)
+		die_in_child(G.snap_err ? strerror(-G.snap_err) : "no snapshot");
+	int rc = connect_monitor();
+	if (rc < 0)
+		die_in_child("cannot reconnect to fluidmemd");
+	G.state = 1;
+	for (uint32_t i = 0; i < G.snap.count; i++) {
+		const struct fm_snapshot_entry *e = &G.snap.e[i];
+		child_map(e, G.snap_fds[i]);
+		if (uffd_register(e->addr, e->len) < 0)
+			die_in_child("UFFDIO_REGISTER failed");
+		struct fm_adopt a = { .clone = { e->clone[0], e->clone[1] }, .addr = e->addr, .len = e->len,
+				      .offset = e->offset };
+		if (call(FM_MSG_ADOPT, &a, sizeof(a), NULL, 0, NULL, 0, NULL, NULL) < 0)
+			die_in_child("the monitor refused the snapshot");
+		/* One table entry per clone memfd; more maps of it share the fd. */
+		struct stat sb;
+		fstat(G.snap_fds[i], &sb);
+		bool dup = false;
+		for (int k = 0; k < G.n; k++)
+			if (G.r[k].id[0] == e->clone[0] && G.r[k].id[1] == e->clone[1])
+				dup = true;
+		if (dup || G.n == MAX_REGIONS) {
+			close(G.snap_fds[i]);
+			continue;
+		}
+		G.r[G.n++] = (struct cregion){ .addr = e->addr, .len = e->len, .size = (size_t)sb.st_size,
+					       .offset = (off_t)e->offset, .memfd = G.snap_fds[i],
+					       .id = { e->clone[0], e->clone[1] } };
+	}
+	G.snap_nfds = 0;
+	pthread_mutex_unlock(&G.lock);
+	fm_start_watcher();
+}
+
+__attribute__((constructor)) static void client_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

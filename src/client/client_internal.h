@@ -1,0 +1,18 @@
+/* client_internal.h - what the preload shim needs from client.c beyond the
+ * public API: raw syscalls that bypass its own wrappers, and hooks. */
+#ifndef FM_CLIENT_INTERNAL_H
+#define FM_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define FM_MAP_HEAP 0x40000000 /* fm_map flag: this region is the malloc heap */
+
+void *fm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int fm_sys_munmap(void *addr, size_t len);
+int fm_sys_madvise(void *addr, size_t len, int advice);
+void *fm_sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr);
+void fm_moved(void *old_addr, void *new_addr, size_t new_len);
+void fm_start_watcher(void);
+
+#endif
