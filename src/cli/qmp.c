@@ -41,7 +41,7 @@ static int64_t now_ms(void)
 static int take_line(struct fm_qmp *q, json_object **msg)
 {
 	for (;;) {
-		char *nl = memchr(q->buf, '\n', q->len);
+		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
 		if (!nl)
 			return 0;
 		size_t n = (size_t)(nl - q->buf);

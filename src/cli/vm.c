@@ -159,7 +159,7 @@ static struct fm_qmp *open_qmp(const struct vm_opts *o)
 	else if (r == -EPROTO)
 		err("%s does not speak QMP", o->qmp);
 	else if (r == -EREMOTEIO)
-		err("qmp_capabilities: %s", fm_qmp_error(q));
+		err("QEMU on %s refused qmp_capabilities (already negotiated?)", o->qmp);
 	else
 		err("QMP socket %s: %s", o->qmp, strerror(-r));
 	return NULL;
@@ -325,11 +325,11 @@ static int cmd_hotplug(const struct vm_opts *o)
 {
 	char id[64], backend[80], a[32], b[32];
 	if (o->size == 0) {
-		err("hotplug: --size is required (e.g. --size 8G)");
+		err("--size is required (e.g. --size 8G)");
 		return 2;
 	}
 	if (o->size < MiB) {
-		err("hotplug: size %" PRIu64 " B is less than 1 MiB (sizes take K/M/G/T suffixes)",
+		err("size %" PRIu64 " B is less than 1 MiB (sizes take K/M/G/T suffixes)",
 		    o->size);
 		return 2;
 	}
@@ -354,7 +354,7 @@ static int cmd_hotplug(const struct vm_opts *o)
 	}
 	snprintf(backend, sizeof(backend), "mem-%s", id);
 	if (find_device(&s, id, NULL)) {
-		err("hotplug: the VM already has a memory device '%s' (see 'fluidmem vm list')", id);
+		err("the VM already has a memory device '%s' (see 'fluidmem vm list')", id);
 		goto out_s;
 	}
 
@@ -400,7 +400,7 @@ static int cmd_hotplug(const struct vm_opts *o)
 		if ((dev = find_device(&s, id, NULL)))
 			break;
 		if (now_ms() > deadline) {
-			err("hotplug: %s was added but QEMU does not list it after %d s", id,
+			err("%s was added but QEMU does not list it after %d s", id,
 			    o->timeout_s);
 			goto out_s;
 		}
@@ -460,7 +460,7 @@ static int cmd_resize(const struct vm_opts *o)
 {
 	char a[32], b[32], c[32], e[32];
 	if (o->size == 0) {
-		err("resize: --size is required (e.g. --size 12G)");
+		err("--size is required (e.g. --size 12G)");
 		return 2;
 	}
 	struct fm_qmp *q = open_qmp(o);
@@ -490,7 +490,7 @@ static int cmd_resize(const struct vm_opts *o)
 		}
 	}
 	if (nvm == 0) {
-		err("resize: this VM has no virtio-mem device (start QEMU with -object "
+		err("this VM has no virtio-mem device (start QEMU with -object "
 		    "memory-backend-memfd,id=vmem0,size=MAX -device virtio-mem-pci,id=vm0,"
 		    "memdev=vmem0; or add a DIMM with 'fluidmem vm hotplug')");
 		goto out_s;
@@ -498,23 +498,23 @@ static int cmd_resize(const struct vm_opts *o)
 	if (o->id && !dev) {
 		const char *t = NULL;
 		if (find_device(&s, o->id, &t))
-			err("resize: %s is a %s, not virtio-mem; DIMMs do not resize (hotplug "
+			err("%s is a %s, not virtio-mem; DIMMs do not resize (hotplug "
 			    "another one, or unplug it)", o->id, type_name(t));
 		else
-			err("resize: no virtio-mem device '%s' (this VM has: %s)", o->id, names);
+			err("no virtio-mem device '%s' (this VM has: %s)", o->id, names);
 		goto out_s;
 	}
 	if (!o->id && nvm > 1) {
-		err("resize: the VM has several virtio-mem devices (%s): pass --id", names);
+		err("the VM has several virtio-mem devices (%s): pass --id", names);
 		goto out_s;
 	}
 	if (!id) {
-		err("resize: the virtio-mem device has no id; QOM cannot address it");
+		err("the virtio-mem device has no id; QOM cannot address it");
 		goto out_s;
 	}
 	uint64_t max = juint(dev, "max-size"), block = juint(dev, "block-size");
 	if (o->size > max) {
-		err("resize: %s is larger than %s's maximum %s (the size of its memory backend)",
+		err("%s is larger than %s's maximum %s (the size of its memory backend)",
 		    fmt_size(o->size, a, sizeof(a)), id, fmt_size(max, b, sizeof(b)));
 		goto out_s;
 	}
@@ -542,7 +542,7 @@ static int cmd_resize(const struct vm_opts *o)
 			size = juint(jget(ev, "data"), "size");
 			json_object_put(ev);
 		} else if (r != -ETIMEDOUT) {
-			err("resize: waiting for the guest: %s", strerror(-r));
+			err("waiting for the guest: %s", strerror(-r));
 			goto out_s;
 		}
 	}
@@ -647,7 +647,8 @@ static int cmd_list(const struct vm_opts *o)
 							      JSON_C_TO_STRING_SPACED));
 		goto out;
 	}
-	printf("QEMU %s, pid %d, fluidmem preload: %s\n", jstr(j, "qemu"), pid,
+	const char *ver = jstr(j, "qemu");
+	printf("QEMU %s, pid %d, fluidmem preload: %s\n", ver ? ver : "?", pid,
 	       preload > 0 ? "yes" : preload == 0 ? "no" : "unknown");
 	print_summary(&s);
 	json_object *devs = jget(j, "devices"), *bes = jget(j, "backends");
@@ -664,7 +665,7 @@ static int cmd_list(const struct vm_opts *o)
 			snprintf(slot, sizeof(slot), "%" PRId64, jint(d, "slot", -1));
 		snprintf(addr, sizeof(addr), "0x%" PRIx64, juint(d, "addr"));
 		printf("%-12s %-11s %10s %10s %18s %4s %4" PRId64 "  %s\n",
-		       jstr(d, "id") ? jstr(d, "id") : "-", jstr(d, "type"),
+		       jstr(d, "id") ? jstr(d, "id") : "-", jstr(d, "type") ? jstr(d, "type") : "?",
 		       fmt_size(juint(d, "size"), a, sizeof(a)), req, addr, slot, jint(d, "node", 0),
 		       jstr(d, "backend") ? jstr(d, "backend") : "-");
 	}
@@ -691,7 +692,7 @@ static int cmd_unplug(const struct vm_opts *o)
 {
 	char a[32], backend[128] = "";
 	if (!o->id) {
-		err("unplug: --id is required (see 'fluidmem vm list')");
+		err("--id is required (see 'fluidmem vm list')");
 		return 2;
 	}
 	struct fm_qmp *q = open_qmp(o);
@@ -704,7 +705,7 @@ static int cmd_unplug(const struct vm_opts *o)
 	const char *type = NULL;
 	json_object *dev = find_device(&s, o->id, &type);
 	if (!dev) {
-		err("unplug: no memory device '%s' in this VM (see 'fluidmem vm list')", o->id);
+		err("no memory device '%s' in this VM (see 'fluidmem vm list')", o->id);
 		goto out_s;
 	}
 	if (jstr(dev, "memdev"))
@@ -727,7 +728,7 @@ static int cmd_unplug(const struct vm_opts *o)
 	for (;;) {
 		int64_t left = deadline - now_ms();
 		if (left <= 0) {
-			err("unplug: the guest did not release %s within %d s (Linux gives memory "
+			err("the guest did not release %s within %d s (Linux gives memory "
 			    "back only when it was onlined movable: memhp_default_state="
 			    "online_movable; the request stays pending in QEMU)", o->id,
 			    o->timeout_s);
@@ -738,7 +739,7 @@ static int cmd_unplug(const struct vm_opts *o)
 		if (r == 0)
 			break;
 		if (r != -ETIMEDOUT) {
-			err("unplug: waiting for DEVICE_DELETED: %s", strerror(-r));
+			err("waiting for DEVICE_DELETED: %s", strerror(-r));
 			goto out_s;
 		}
 		json_object *osts = fm_qmp_take_events(q, "ACPI_DEVICE_OST");
@@ -750,7 +751,7 @@ static int cmd_unplug(const struct vm_opts *o)
 			if (!dv || strcmp(dv, o->id) != 0 || st == OST_SUCCESS ||
 			    st == OST_EJECT_IN_PROGRESS)
 				continue;
-			err("unplug: the guest refused to release %s (ACPI _OST status 0x%" PRIx64
+			err("the guest refused to release %s (ACPI _OST status 0x%" PRIx64
 			    "%s); Linux gives memory back only when it was onlined movable "
 			    "(memhp_default_state=online_movable) and is not pinned", o->id, st,
 			    st == 0x82 ? ", device busy" : st == 0x81 ? ", device in use" : "");

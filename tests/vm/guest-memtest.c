@@ -51,6 +51,8 @@ int main(int argc, char **argv)
 		printf("FMTEST FAIL mmap %lu MiB: %m\n", mib);
 		return 1;
 	}
+	/* fewer guest page faults under TCG; the host still sees 4 KiB pages */
+	madvise(mem, pages * PAGE, MADV_HUGEPAGE);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t p = 0; p < pages; p++)
 		for (size_t w = 0; w < WORDS; w++)
