@@ -183,16 +183,18 @@ result() {
 	RESULTS+=("$line")
 }
 
+_first_time() { grep -o ' time=[0-9.]*s' <<<"$1" | head -n 1 | tr -dc '0-9.'; }
+
 # summary: times relative to plain for every mode that ran.
 summary() {
 	local app=$1 base="" l m t
 	for l in "${RESULTS[@]}"; do
-		case $l in *" mode=plain "*) base=$(sed -n 's/.* time=\([0-9.]*\)s.*/\1/p' <<<"$l") ;; esac
+		case $l in *" mode=plain status=ok "*) base=$(_first_time "$l") ;; esac
 	done
 	[ -n "$base" ] || return 0
 	for l in "${RESULTS[@]}"; do
 		m=$(sed -n 's/.* mode=\([^ ]*\) .*/\1/p' <<<"$l")
-		t=$(sed -n 's/.* time=\([0-9.]*\)s.*/\1/p' <<<"$l")
+		case $l in *" status=ok "*) t=$(_first_time "$l") ;; *) t="" ;; esac
 		[ -n "$t" ] && printf '# %s %-12s %8.2fs  x%.2f of all-in-RAM\n' "$app" "$m" "$t" "$(awk -v a="$t" -v b="$base" 'BEGIN {print a / b}')"
 	done
 }
