@@ -51,6 +51,7 @@ struct mc_server {
 	uint64_t next_try;          /* ns: no connection attempt before this */
 	unsigned backoff_ms;
 	memcached_return_t last_rc; /* why it went down */
+	char why[112];              /* the same, with the system error if any */
 	uint64_t failures;          /* outages since open */
 	size_t *grp;                /* per call: indexes of the ios sent to this server */
 	size_t ngrp, capgrp;
@@ -140,6 +141,9 @@ static void srv_fail(struct mc_server *v, memcached_return_t rc)
 	}
 	v->next_try = n + (uint64_t)v->backoff_ms * 1000000ull;
 	v->last_rc = rc;
+	int e = v->mc ? memcached_last_error_errno(v->mc) : 0;
+	snprintf(v->why, sizeof(v->why), "%s%s%s%s", memcached_strerror(NULL, rc), e ? " (" : "",
+		 e ? strerror(e) : "", e ? ")" : "");
 	if (v->mc) {
 		memcached_free(v->mc);
 		v->mc = NULL;
@@ -175,17 +179,35 @@ static int rc_is_full(memcached_return_t rc)
 	       rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_SERVER_MEMORY_ALLOCATION_FAILURE;
 }
 
+/* How a call on this handle really went. libmemcached reports a server that
+ * times out or resets during a multi-get as "not found" from both
+ * memcached_mget and memcached_fetch_result; only the handle's last error
+ * (reset by each call) tells the truth. */
+static memcached_return_t call_result(memcached_st *mc, memcached_return_t rc)
+{
+	if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND)
+		return rc;
+	memcached_return_t le = memcached_last_error(mc);
+	if (le != MEMCACHED_SUCCESS && le != MEMCACHED_END && le != MEMCACHED_NOTFOUND)
+		return le;
+	return MEMCACHED_SUCCESS;
+}
+
 /* One round trip: every request sent before it has been processed. */
 static memcached_return_t srv_barrier(struct mc_server *v)
 {
-	memcached_return_t rc;
-	size_t len;
-	uint32_t fl;
-	char *val = memcached_get(v->mc, BARRIER_KEY, sizeof(BARRIER_KEY) - 1, &len, &fl, &rc);
-	free(val);
-	if (rc == MEMCACHED_NOTFOUND)
-		rc = MEMCACHED_SUCCESS;
-	return rc;
+	const char *k[1] = { BARRIER_KEY };
+	size_t kl[1] = { sizeof(BARRIER_KEY) - 1 };
+	memcached_return_t rc = memcached_mget(v->mc, k, kl, 1);
+	if (rc != MEMCACHED_SUCCESS)
+		return call_result(v->mc, rc);
+	memcached_result_st res;
+	if (!memcached_result_create(v->mc, &res))
+		return MEMCACHED_MEMORY_ALLOCATION_FAILURE;
+	while (memcached_fetch_result(v->mc, &res, &rc))
+		;
+	memcached_result_free(&res);
+	return call_result(v->mc, rc);
 }
 
 /* ---- placement ---- */
@@ -285,7 +307,7 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 			s->kl[g] = s->keylen[v->grp[g]];
 		}
 		memcached_return_t rc = memcached_mget(v->mc, s->kp, s->kl, v->ngrp);
-		if (rc != MEMCACHED_SUCCESS) {
+		if (rc != MEMCACHED_SUCCESS || (rc = call_result(v->mc, rc)) != MEMCACHED_SUCCESS) {
 			srv_fail(v, rc);
 			for (size_t g = 0; g < v->ngrp; g++)
 				s->tried[v->grp[g]]++;
@@ -334,7 +356,8 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 				s->flags[i] |= ST_CORRUPT;
 		}
 		memcached_result_free(&res);
-		int failed = rc != MEMCACHED_END && rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND;
+		rc = call_result(v->mc, rc);
+		int failed = rc != MEMCACHED_SUCCESS;
 		if (failed)
 			srv_fail(v, rc);
 		else
@@ -587,7 +610,7 @@ static int mc_open(const char *url, struct fm_store **out, char *err, size_t err
 		srv_fail(v, mrc);
 		if (wl < sizeof(why))
 			wl += (size_t)snprintf(why + wl, sizeof(why) - wl, "%s%s: %s", wl ? "; " : "", v->name,
-					       memcached_strerror(NULL, mrc));
+					       v->why);
 	}
 	free(u);
 	if (!rc && up == 0) {
@@ -615,7 +638,7 @@ static void mc_describe(struct fm_store *base, char *buf, size_t len)
 		if (v->up)
 			continue;
 		w += snprintf(buf + w, len - (size_t)w, "; %s down %.1f s (%s)", v->name,
-			      (double)(now - v->down_since) / 1e9, memcached_strerror(NULL, v->last_rc));
+			      (double)(now - v->down_since) / 1e9, v->why);
 	}
 }
 

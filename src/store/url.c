@@ -229,6 +229,8 @@ int fm_store_url_parse(const char *url, struct fm_store_url *u, char *err, size_
 
 	/* The authority runs to the first '/' or '?'; userinfo ends at its last '@'. */
 	size_t alen = strcspn(p, "/?");
+	if (strchr(p + alen, '@'))
+		return bad(err, errlen, "%s URL: '@' after the host (percent-encode '/', '?' and '@' in a password as %%2F, %%3F, %%40)", what);
 	const char *at = NULL;
 	for (size_t i = 0; i < alen; i++)
 		if (p[i] == '@')
