@@ -198,7 +198,7 @@ static pid_t start_private_monitor(const char *budget, const char *store, char *
 	if (pid == 0) {
 		setpgid(0, 0); /* a ^C in the terminal reaches the program, not the monitor */
 		execlp(daemon, "fluidmemd", "--socket", sock, "--local-memory", budget, "--store", store,
-		       (char *)NULL);
+		       "--quiet", (char *)NULL);
 		fprintf(stderr, "fluidmem: cannot run %s: %s\n", daemon, strerror(errno));
 		_exit(127);
 	}

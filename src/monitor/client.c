@@ -394,14 +394,6 @@ static int client_request(struct fm_client *c)
 
 static void client_free(struct fm_client *c)
 {
-	pthread_mutex_lock(&D.lock);
-	for (struct fm_client **pp = &D.clients; *pp; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	pthread_mutex_unlock(&D.lock);
-
 	pthread_mutex_lock(&c->lock);
 	struct fm_store *st = worker_store();
 	uint64_t regions = c->st.regions;
@@ -411,9 +403,17 @@ static void client_free(struct fm_client *c)
 		region_free(r, st);
 	}
 	c->nmaps = 0;
+	c->dead = true;
 	pthread_mutex_unlock(&c->lock);
 
+	/* Unlink and fold the counters into the totals in one step, so a
+	 * reader sees the client either live or done, never neither. */
 	pthread_mutex_lock(&D.lock);
+	for (struct fm_client **pp = &D.clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
 	c->st.regions = regions;
 	c->st.clients = 1;
 	c->st.resident_pages = 0;

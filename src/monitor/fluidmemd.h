@@ -101,6 +101,7 @@ struct fm_options {
 	unsigned evict_batch;
 	unsigned socket_mode;
 	bool verbose;
+	bool quiet;            /* only problems in the log (private monitors of `fluidmem run`) */
 };
 
 struct fm_daemon {
@@ -121,6 +122,7 @@ extern struct fm_daemon D;
 /* log.c */
 void fm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t fm_now_ns(void);
 
 /* region.c */

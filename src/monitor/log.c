@@ -34,6 +34,16 @@ void fm_log(const char *fmt, ...)
 	va_end(ap);
 }
 
+void fm_info(const char *fmt, ...)
+{
+	if (D.opt.quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
 void fm_debug(const char *fmt, ...)
 {
 	if (!D.opt.verbose)

@@ -40,6 +40,7 @@ static void usage(FILE *f)
 		"  -b, --evict-batch N      pages evicted per batch (default 64, max %d)\n"
 		"      --socket-mode MODE   permissions of the socket, octal (default 0666)\n"
 		"  -v, --verbose            log every client and region\n"
+		"  -q, --quiet              log only problems\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -95,7 +96,7 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 			return;
 		}
 		atomic_store(&D.budget_pages, rq->bytes / PAGE);
-		fm_log("budget set to %llu MiB", (unsigned long long)(rq->bytes >> 20));
+		fm_info("budget set to %llu MiB", (unsigned long long)(rq->bytes >> 20));
 		evict_over_budget();
 		fm_send(sock, FM_MSG_REPLY, 0, NULL, 0, NULL, 0);
 		return;
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
 		{ "evict-batch", required_argument, NULL, 'b' },
 		{ "socket-mode", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -204,7 +206,7 @@ int main(int argc, char **argv)
 	D.opt.evict_batch = 64;
 	D.opt.socket_mode = 0666;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "s:m:S:b:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:m:S:b:vqh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': D.opt.socket_path = optarg; break;
 		case 'm':
@@ -226,6 +228,7 @@ int main(int argc, char **argv)
 		}
 		case 'M': D.opt.socket_mode = (unsigned)strtoul(optarg, NULL, 8); break;
 		case 'v': D.opt.verbose = true; break;
+		case 'q': D.opt.quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -262,7 +265,7 @@ int main(int argc, char **argv)
 			lsock == -ENOENT ? " (does its directory exist?)" : "");
 		return 1;
 	}
-	fm_log("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
+	fm_info("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
 	       (unsigned long long)(budget >> 20), D.opt.store_url);
 
 	struct pollfd pfd[2] = { { .fd = lsock, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
@@ -276,7 +279,7 @@ int main(int argc, char **argv)
 			accept_one(lsock);
 		gc_pending();
 	}
-	fm_log("shutting down");
+	fm_info("shutting down");
 	close(lsock);
 	unlink(D.opt.socket_path);
 	clients_stop_all();
