@@ -33,7 +33,7 @@ print(*out)
 PY
 }
 
-VM_WRAP="$FLUIDMEM run --socket $FM_SOCK --local-memory 128M --"
+VM_WRAP="$FLUIDMEM run --socket $FM_SOCK --local-memory 128M ${FM_VM_RUN_OPTS:-} --"
 vm_boot "memhp_default_state=online_movable fm.grow=400 fm.mib=608 fm.after=idle"
 vm_wait "FMGUEST READY" 30
 note "booted under fluidmem in $(($(date +%s%3N) - VM_BOOT_START)) ms"
@@ -49,10 +49,11 @@ note "hotplug: $(($(date +%s%3N) - t0)) ms"; cat "$T/out"
 grep -q "^fm0: 512 MiB pc-dimm" "$T/out" || fail "hotplug output lacks the DIMM"
 grep -q "runs with the preload library" "$T/out" || fail "hotplug does not see the preload library in QEMU"
 
-for _ in $(seq 1 50); do
+end=$((SECONDS + 5))
+while [ $SECONDS -lt $end ]; do
 	read -r nreg bytes < <(qemu_region regions region_bytes)
 	[ "$bytes" = $((512 * MiB)) ] && break
-	sleep 0.1
+	sleep 0.2
 done
 [ "$bytes" = $((512 * MiB)) ] || { cat "$T/status.json"; fail "QEMU's memory-backend-memfd did not become a 512 MiB region (QEMU client: regions=$nreg bytes=$bytes)"; }
 
@@ -74,17 +75,19 @@ note "region: faults=$faults from_store=$fstore evictions=$evictions resident_pa
 t0=$(date +%s%3N)
 "$FLUIDMEM" vm unplug --qmp "$VM_QMP" --id fm0 >"$T/out" 2>&1 || { cat "$T/out"; fail "unplug failed"; }
 note "unplug: $(($(date +%s%3N) - t0)) ms"; cat "$T/out"
-for _ in $(seq 1 50); do
+end=$((SECONDS + 5))
+while [ $SECONDS -lt $end ]; do
 	read -r stored bytes < <(qemu_region dimm_stored region_bytes)
 	[ "$stored" = -1 ] || [ "$stored" = none ] && break
-	sleep 0.1
+	sleep 0.2
 done
 [ "$stored" = -1 ] || [ "$stored" = none ] || fail "the region is still there after unplug (stored_pages=$stored)"
 read -r spages < <(qemu_region stored_pages)
 [ "$spages" = none ] || [ "$spages" = 0 ] || fail "QEMU's client still has $spages stored pages after unplug"
 
 vm_stop
-for _ in $(seq 1 50); do [ "$(qemu_region regions)" = none ] && break; sleep 0.1; done
+end=$((SECONDS + 5))
+while [ $SECONDS -lt $end ] && [ "$(qemu_region regions)" != none ]; do sleep 0.2; done
 [ "$(qemu_region regions)" = none ] || fail "QEMU's client outlived QEMU"
 stop_monitor
 echo "ok"
