@@ -61,4 +61,5 @@ step "$FLUIDMEM" status
 # 5. take the memory back: the guest offlines it, QEMU unmaps it, fluidmem
 #    drops the region and its stored pages
 step "$FLUIDMEM" vm unplug --qmp "$qmp" --id fm0
+sleep 1 # QEMU unmaps the backend from its RCU thread, a moment after object-del
 step "$FLUIDMEM" status
