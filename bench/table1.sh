@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# table1.sh - our version of the paper's Table 1: fault latency of fluidmem under
+# cumulative monitor configurations, for the local store and for memcached, each
+# next to the floor (a bare userfaultfd round trip, bench/uffd-floor) measured in
+# the same run.
+#
+# For each configuration (the table just below) and store, a fresh fluidmemd runs
+# with those flags and build/bench/touch runs under `fluidmem run` over a region 4x
+# the budget: the init pass takes the zero-page path, the seq and rand passes fault
+# pages back from the store. Latency is measured client-side (touch's accesses over
+# 1 us). A configuration whose flags fluidmemd does not know yet (see its --help) is
+# skipped with that reason.
+#
+# Output: an aligned table on stdout; OUT/table1.csv (one row per configuration,
+# store and pass), OUT/table1-monitor.csv (the monitor's own counters per run),
+# OUT/floor.txt and OUT/samples/*.txt (latency samples for bench/plot.sh).
+# No timing assertions: read the ratios of one run.
+#
+# Usage: bench/table1.sh [--budget 32M] [--size SIZE (4x budget)] [--stores "local memcached"]
+#          [--configs "name name..."] [--floor-pages 8192] [--out build/bench]
+set -u
+
+# Configurations, cumulative as in the paper: name, then fluidmemd flags (each row
+# complete). Edit freely; `default` is whatever fluidmemd does with no flags.
+CONFIGS='
+baseline          --no-zero-detect --prefetch=off --evict-batch 1
++zero-detect      --prefetch=off --evict-batch 1
++batch-evict      --prefetch=off --evict-batch 64
++async-evict      --prefetch=off --evict-batch 64 --async-evict
++prefetch-seq     --prefetch=seq --evict-batch 64 --async-evict
++prefetch-stride  --prefetch=stride --evict-batch 64 --async-evict
++affinity         --prefetch=stride --evict-batch 64 --async-evict --affinity
+default
+'
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${FM_BUILD:-$ROOT/build}
+BUDGET=32M
+SIZE=""
+STORES="local memcached"
+ONLY=""
+FLOOR_PAGES=8192
+OUT=$BUILD/bench
+while [ $# -gt 0 ]; do
+	case $1 in
+	--budget) BUDGET=$2; shift 2 ;;
+	--size) SIZE=$2; shift 2 ;;
+	--stores) STORES=$2; shift 2 ;;
+	--configs) ONLY=$2; shift 2 ;;
+	--floor-pages) FLOOR_PAGES=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "table1: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+budget_bytes=$(numfmt --from=iec "${BUDGET%B}") || exit 2
+[ -n "$SIZE" ] || SIZE=$((budget_bytes * 4 / 1048576))M
+for b in fluidmemd fluidmem bench/touch bench/uffd-floor; do
+	[ -x "$BUILD/$b" ] || { echo "table1: $BUILD/$b not built (make)" >&2; exit 2; }
+done
+mkdir -p "$OUT/samples" "$OUT/raw"
+T=$(mktemp -d /tmp/fm-table1.XXXXXX)
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# kv KEY LINE: the value of KEY=... in a key=value line.
+kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+
+# --- the floor, in this run -------------------------------------------------
+echo "table1: region $SIZE over a budget of $BUDGET; floor: $FLOOR_PAGES pages per case"
+"$BUILD/bench/uffd-floor" --pages "$FLOOR_PAGES" --samples "$OUT/samples" >"$OUT/floor.txt" ||
+	{ echo "table1: uffd-floor failed" >&2; exit 1; }
+# floor_of RESOLVE PATTERN STAT: the best (lowest median) pinning's STAT.
+floor_of() {
+	grep "resolve=$1 " "$OUT/floor.txt" | grep "pattern=$2 " | grep -v skipped |
+		awk -v stat="$3" '{ for (i = 1; i <= NF; i++) { split($i, a, "="); kv[a[1]] = a[2] }
+			if (best == "" || kv["median_us"] + 0 < best) { best = kv["median_us"] + 0; v = kv[stat] } }
+			END { print v }'
+}
+
+CSV=$OUT/table1.csv
+MCSV=$OUT/table1-monitor.csv
+echo "config,store,pass,faults,avg_us,median_us,p99_us,x_floor_median,x_floor_avg,pages_per_s" >"$CSV"
+while read -r line; do
+	pat=$(kv pattern "$line") res=$(kv resolve "$line") pin=$(kv pin "$line")
+	[ -n "$(kv skipped "$line")" ] && continue
+	echo "floor-$res-$pin,none,$pat,$(kv pages "$line"),$(kv avg_us "$line"),$(kv median_us "$line"),$(kv p99_us "$line"),,," >>"$CSV"
+done <"$OUT/floor.txt"
+echo "config,store,faults_zero,faults_store,faults_wp,evictions,pages_written,pages_zero_skipped,lat_p50_us,lat_p99_us" >"$MCSV"
+
+# --- stores -------------------------------------------------------------------
+declare -A STORE_URL STORE_SKIP
+for s in $STORES; do
+	case $s in
+	local) STORE_URL[$s]=local:// ;;
+	memcached)
+		if ! command -v memcached >/dev/null; then STORE_SKIP[$s]="memcached not installed"; continue; fi
+		port=$(free_port)
+		memcached -u root -l 127.0.0.1 -p "$port" -U 0 -m 2048 -t 2 &
+		PIDS+=($!)
+		for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+		STORE_URL[$s]="memcached://127.0.0.1:$port" ;;
+	redis)
+		if ! command -v redis-server >/dev/null; then STORE_SKIP[$s]="redis-server not installed"; continue; fi
+		port=$(free_port)
+		redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+		PIDS+=($!)
+		for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+		STORE_URL[$s]="redis://127.0.0.1:$port" ;;
+	*) echo "table1: unknown store $s" >&2; exit 2 ;;
+	esac
+done
+
+HELP=$("$BUILD/fluidmemd" --help 2>&1)
+# missing_flags FLAGS...: the flags fluidmemd's --help does not mention.
+missing_flags() {
+	local f name miss=""
+	for f in "$@"; do
+		case $f in --*) ;; *) continue ;; esac
+		name=${f%%=*}
+		grep -qE -- "(^|[ ,])$name([ =,]|\$)" <<<"$HELP" || miss+="$name "
+	done
+	echo "${miss% }"
+}
+
+# run_one NAME STORE FLAGS...: one monitor, one touch run; appends to the CSVs.
+declare -a ROWS_SKIPPED=()
+run_one() {
+	local name=$1 store=$2 sock=$T/sock tag out json log mon rc
+	shift 2
+	tag=$(tr -c 'A-Za-z0-9_.\n-' '_' <<<"$name-$store")
+	out=$OUT/raw/table1-$tag.txt json=$OUT/raw/table1-$tag.json log=$OUT/raw/table1-$tag.monitor.log
+	rm -f "$sock" "$OUT/samples/t1-$tag.txt" "$json"
+	"$BUILD/fluidmemd" --socket "$sock" --local-memory "$BUDGET" --store "${STORE_URL[$store]}" --quiet "$@" >"$log" 2>&1 &
+	mon=$!
+	for _ in $(seq 100); do [ -S "$sock" ] && break; kill -0 $mon 2>/dev/null || break; sleep 0.1; done
+	if [ ! -S "$sock" ]; then
+		ROWS_SKIPPED+=("$name/$store: fluidmemd did not start ($(tail -n 1 "$log"))")
+		kill $mon 2>/dev/null; wait $mon 2>/dev/null
+		return
+	fi
+	"$BUILD/fluidmem" run --socket "$sock" --local-memory "$BUDGET" --stats-json "$json" -- \
+		"$BUILD/bench/touch" --size "$SIZE" --passes init,seq,rand --label "$tag" \
+		--samples "$OUT/samples/t1-$tag.txt" >"$out" 2>&1
+	rc=$?
+	kill -TERM $mon 2>/dev/null; wait $mon 2>/dev/null
+	if [ $rc -ne 0 ]; then
+		ROWS_SKIPPED+=("$name/$store: FAILED, touch exit $rc ($(tail -n 1 "$out"))")
+		return
+	fi
+	local line kind fl_med fl_avg
+	while read -r line; do
+		kind=$(kv kind "$line")
+		case $kind in
+		init) fl_med=$(floor_of zero seq median_us) fl_avg=$(floor_of zero seq avg_us) ;;
+		seq|rand) fl_med=$(floor_of copy "$kind" median_us) fl_avg=$(floor_of copy "$kind" avg_us) ;;
+		*) continue ;;
+		esac
+		awk -v c="$name" -v s="$store" -v k="$kind" -v f="$(kv faults "$line")" -v a="$(kv fault_avg_us "$line")" \
+			-v m="$(kv fault_median_us "$line")" -v p="$(kv fault_p99_us "$line")" -v pps="$(kv pages_per_s "$line")" \
+			-v fm="$fl_med" -v fa="$fl_avg" 'BEGIN {
+			printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", c, s, k, f, a, m, p,
+				(fm > 0 ? sprintf("%.2f", m / fm) : ""), (fa > 0 ? sprintf("%.2f", a / fa) : ""), pps }' >>"$CSV"
+	done < <(grep '^bench=touch .*kind=' "$out")
+	if [ -s "$json" ]; then
+		python3 - "$json" "$name" "$store" >>"$MCSV" <<-'EOF'
+			import json, sys
+			j = json.load(open(sys.argv[1]))
+			keys = ["faults_zero", "faults_store", "faults_wp", "evictions", "pages_written",
+			        "pages_zero_skipped", "lat_p50_us", "lat_p99_us"]
+			print(",".join([sys.argv[2], sys.argv[3]] + [str(j.get(k, "")) for k in keys]))
+		EOF
+	fi
+}
+
+while read -r name flags; do
+	[ -n "$name" ] || continue
+	if [ -n "$ONLY" ] && ! grep -qwF -- "$name" <<<"$ONLY"; then continue; fi
+	# shellcheck disable=SC2086 # flags are words on purpose
+	miss=$(missing_flags $flags)
+	if [ -n "$miss" ]; then
+		ROWS_SKIPPED+=("$name: skipped, fluidmemd has no $miss yet")
+		continue
+	fi
+	for s in $STORES; do
+		if [ -n "${STORE_SKIP[$s]:-}" ]; then continue; fi
+		echo "  $name / $s ..."
+		# shellcheck disable=SC2086
+		run_one "$name" "$s" $flags
+	done
+done <<<"$CONFIGS"
+for s in $STORES; do [ -n "${STORE_SKIP[$s]:-}" ] && ROWS_SKIPPED+=("store $s: skipped, ${STORE_SKIP[$s]}"); done
+
+# --- the table ----------------------------------------------------------------
+echo
+echo "Table 1: fault latency in us, measured by the faulting program; x floor = median / the floor's median"
+echo "(floor: bare uffd COPY round trip between two processes, best of same-CPU / cross-CPU / unpinned;"
+echo " init = first touch, zero-page path, compared with the ZEROPAGE floor; seq, rand = pages from the store)"
+awk -F, 'NR > 1 {
+		key = $1 "," $2
+		if (!(key in seen)) { seen[key] = 1; keys[++n] = key }
+		avg[key "," $3] = $5; med[key "," $3] = $6; p99[key "," $3] = $7; x[key "," $3] = $8
+	}
+	function cell(k, p) { return (k "," p) in med ? sprintf("%7s %7s %8s %6s", avg[k "," p], med[k "," p], p99[k "," p], (x[k "," p] == "" ? "-" : x[k "," p])) : sprintf("%7s %7s %8s %6s", "-", "-", "-", "-") }
+	END {
+		printf "%-18s %-9s | %-30s | %-30s | %-30s\n", "", "", "init (zero page)", "sequential", "random"
+		printf "%-18s %-9s | %7s %7s %8s %6s | %7s %7s %8s %6s | %7s %7s %8s %6s\n", "config", "store",
+			"avg", "median", "p99", "xfloor", "avg", "median", "p99", "xfloor", "avg", "median", "p99", "xfloor"
+		for (i = 1; i <= n; i++) {
+			split(keys[i], kk, ",")
+			printf "%-18s %-9s | %s | %s | %s\n", kk[1], kk[2], cell(keys[i], "init"), cell(keys[i], "seq"), cell(keys[i], "rand")
+		}
+	}' "$CSV"
+echo
+echo "throughput (pages/s of the pass, all accesses included):"
+awk -F, 'NR > 1 && $2 != "none" { printf "  %-18s %-9s %-5s %9s pages/s  (%s faults)\n", $1, $2, $3, $10, $4 }' "$CSV"
+for r in "${ROWS_SKIPPED[@]}"; do echo "  note: $r"; done
+echo "(CSV: $CSV, monitor counters: $MCSV)"
+rc=0
+for r in "${ROWS_SKIPPED[@]}"; do case $r in *FAILED*) rc=1 ;; esac; done
+exit $rc
