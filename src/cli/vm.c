@@ -531,20 +531,31 @@ static int cmd_resize(const struct vm_opts *o)
 	if (r < 0)
 		goto out_s;
 
-	/* the guest driver plugs or unplugs blocks; watch "size" follow */
+	/* The guest driver plugs or unplugs blocks; watch "size" follow. QEMU
+	 * rate-limits MEMORY_DEVICE_SIZE_CHANGE to one a second, so between
+	 * events ask query-memory-devices too. */
 	uint64_t size = juint(dev, "size");
 	int64_t deadline = now_ms() + o->guest_wait_s * 1000;
 	while (size != o->size && now_ms() < deadline) {
-		json_object *ev = NULL;
-		r = fm_qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", 500, match_id, (void *)id,
+		json_object *ev = NULL, *devs = NULL;
+		r = fm_qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", 100, match_id, (void *)id,
 				      &ev);
 		if (r == 0) {
 			size = juint(jget(ev, "data"), "size");
 			json_object_put(ev);
-		} else if (r != -ETIMEDOUT) {
+			continue;
+		}
+		if (r != -ETIMEDOUT) {
 			err("waiting for the guest: %s", strerror(-r));
 			goto out_s;
 		}
+		if (run(q, "query-memory-devices", "query-memory-devices", NULL, &devs) < 0)
+			goto out_s;
+		struct vm_state now = { .devices = devs };
+		json_object *d = find_device(&now, id, NULL);
+		if (d)
+			size = juint(d, "size");
+		json_object_put(devs);
 	}
 	if (size == o->size)
 		printf("%s: virtio-mem now %s (requested %s, max %s, block %s), after %" PRId64
