@@ -10,17 +10,16 @@
  */
 #include "vm.h"
 #include "qmp.h"
+#include "size.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,36 +55,6 @@ static void err(const char *fmt, ...)
 }
 
 /* ---- sizes -------------------------------------------------------------- */
-
-int fm_vm_parse_size(const char *s, uint64_t *bytes)
-{
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case 'b': case 'B': case '\0': break;
-	default: return -EINVAL;
-	}
-	if (shift && (*end == 'i' || *end == 'I'))
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end != '\0')
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*bytes = (uint64_t)v << shift;
-	return 0;
-}
 
 /* "512 MiB", "8 GiB", "1.5 GiB", "4096 B": for people, never parsed back. */
 static const char *fmt_size(uint64_t b, char *buf, size_t n)
@@ -968,10 +937,9 @@ int fm_cli_vm(int argc, char **argv)
 	if (o.timeout_s == 0)
 		o.timeout_s = 1;
 	if (size_arg) {
-		int r = fm_vm_parse_size(size_arg, &o.size);
-		if (r < 0) {
-			fprintf(stderr, "%s: --size: '%s' %s\n", name, size_arg, r == -ERANGE ?
-				"is too large" : "is not a size (use e.g. 512M, 8G, 1T)");
+		if (fm_parse_size(size_arg, &o.size) < 0) {
+			fprintf(stderr, "%s: --size: '%s' is not a size (use e.g. 512M, 8G, 1T)\n",
+				name, size_arg);
 			return 2;
 		}
 	}
