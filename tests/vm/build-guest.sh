@@ -20,9 +20,8 @@ say() { echo "build-guest: $*" >&2; }
 skip77() { echo "skipped: $*"; exit 77; }
 
 busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
-	{ [ -x /bin/busybox ] && busybox=/bin/busybox; }
 [ -n "$busybox" ] || skip77 "no busybox (apt-get install busybox-static)"
+# ldd fails on a static executable, which is what the initramfs needs
 ldd "$busybox" >/dev/null 2>&1 && skip77 "$busybox is dynamically linked (apt-get install busybox-static)"
 
 # --- kernel --------------------------------------------------------------
@@ -100,6 +99,8 @@ if [ $stale = 1 ]; then
 	mv "$initrd.tmp" "$initrd"
 	rm -rf "$stage"
 fi
-cp -p "$kernel" "$out/vmlinuz" 2>/dev/null || true
+if [ ! -e "$out/vmlinuz" ] || ! cmp -s "$kernel" "$out/vmlinuz"; then
+	cp "$kernel" "$out/vmlinuz"
+fi
 echo "FM_VM_KERNEL=$out/vmlinuz"
 echo "FM_VM_INITRD=$initrd"
