@@ -9,7 +9,8 @@
  *     -u FILE   verify: the pages listed (one index a line) must be UNAVAILABLE
  *     -c FILE   verify: the pages listed must be CORRUPT
  *     -p        verify: after half the pages print "paused" and wait for a
- *               line on stdin (the script kills a server meanwhile)
+ *               line on stdin (the script kills a server meanwhile); -u and
+ *               -c then apply only to the pages read after the pause
  *   open   prints describe() or the open error (exit 2)
  *   keys   prints "index key" per page, for raw access to the servers
  *
@@ -157,9 +158,10 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < m; i++) {
 			size_t p = first + i;
 			int st = ios[i].status;
+			int listed = !pause_half || paused;
 			int exp = is_write ? FM_STORE_OK
-				: unavail[p] ? FM_STORE_UNAVAILABLE
-				: corrupt[p] ? FM_STORE_CORRUPT
+				: unavail[p] && listed ? FM_STORE_UNAVAILABLE
+				: corrupt[p] && listed ? FM_STORE_CORRUPT
 				: expect_missing ? FM_STORE_MISSING : FM_STORE_OK;
 			if (st >= 0 && st < 5)
 				count[st]++;

@@ -141,9 +141,11 @@ static void srv_fail(struct mc_server *v, memcached_return_t rc)
 	}
 	v->next_try = n + (uint64_t)v->backoff_ms * 1000000ull;
 	v->last_rc = rc;
+	/* Keep the first reason of an outage, unless a later one says more. */
 	int e = v->mc ? memcached_last_error_errno(v->mc) : 0;
-	snprintf(v->why, sizeof(v->why), "%s%s%s%s", memcached_strerror(NULL, rc), e ? " (" : "",
-		 e ? strerror(e) : "", e ? ")" : "");
+	if (v->backoff_ms == BACKOFF_MIN_MS || e)
+		snprintf(v->why, sizeof(v->why), "%s%s%s%s", memcached_strerror(NULL, rc), e ? " (" : "",
+			 e ? strerror(e) : "", e ? ")" : "");
 	if (v->mc) {
 		memcached_free(v->mc);
 		v->mc = NULL;
