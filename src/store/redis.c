@@ -98,13 +98,13 @@ static int setup_cmd(struct rd_store *s, int argc, const char **argv, char *err,
 {
 	redisReply *r = redisCommandArgv(s->c, argc, argv, NULL);
 	if (!r) {
-		snprintf(err, errlen, "%s: %s", s->name, s->c->errstr[0] ? s->c->errstr : "no reply");
+		snprintf(err, errlen, "%s", s->c->errstr[0] ? s->c->errstr : "no reply");
 		return -EIO;
 	}
 	int rc = 0;
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* never echo the password: only the command name and the server's words */
-		snprintf(err, errlen, "%s: %s refused: %.*s", s->name, argv[0], (int)r->len, r->str);
+		snprintf(err, errlen, "%s refused: %.*s", argv[0], (int)r->len, r->str);
 		rc = strncmp(argv[0], "AUTH", 4) == 0 || strncmp(r->str, "NOAUTH", 6) == 0 ||
 		     strncmp(r->str, "WRONGPASS", 9) == 0 ? -EACCES : -EINVAL;
 	}
@@ -119,16 +119,16 @@ static int rd_connect(struct rd_store *s, char *err, size_t errlen)
 			      .tv_usec = (suseconds_t)(s->timeout_ms % 1000) * 1000 };
 	s->c = redisConnectWithTimeout(s->host.name, s->host.port, tv);
 	if (!s->c) {
-		snprintf(err, errlen, "%s: out of memory", s->name);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	int rc = 0;
 	if (s->c->err) {
-		snprintf(err, errlen, "%s: %s", s->name, s->c->errstr);
+		snprintf(err, errlen, "%s", s->c->errstr);
 		rc = strstr(s->c->errstr, "timed out") ? -ETIMEDOUT : -ECONNREFUSED;
 	}
 	if (!rc && redisSetTimeout(s->c, tv) != REDIS_OK) {
-		snprintf(err, errlen, "%s: cannot set the I/O timeout", s->name);
+		snprintf(err, errlen, "cannot set the I/O timeout");
 		rc = -EIO;
 	}
 	if (!rc && s->has_password) {
@@ -359,7 +359,7 @@ static int rd_open(const char *url, struct fm_store **out, char *err, size_t err
 		char why[400];
 		rc = rd_connect(s, why, sizeof(why));
 		if (rc)
-			snprintf(err, errlen, "redis: cannot use %s", why);
+			snprintf(err, errlen, "redis: cannot use %s: %s", s->name, why);
 		s->up = 1;
 	}
 	memset(u->password, 0, sizeof(u->password));
