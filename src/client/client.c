@@ -497,6 +497,11 @@ static void child_map(const struct fm_snapshot_entry *e, int fd)
 
 static void fork_child(void)
 {
+	/* The lock was taken by the parent's thread, whose id this thread does
+	 * not have: a recursive mutex would refuse our unlock. Start afresh. */
+	pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+	memcpy(&G.lock, &fresh, sizeof(fresh));
+	pthread_mutex_lock(&G.lock);
 	if (G.state != 1) {
 		pthread_mutex_unlock(&G.lock);
 		return;
