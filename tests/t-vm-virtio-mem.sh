@@ -38,5 +38,7 @@ import json, sys
 j = json.load(sys.stdin); d = j["devices"][0]
 assert d["type"] == "virtio-mem" and d["size"] == 256 << 20 and d["requested_size"] == 256 << 20 and d["max_size"] == 1 << 30, d' ||
 	fail "list --json does not show the virtio-mem device at 256 MiB"
+"$FLUIDMEM" vm resize --qmp "$VM_QMP" --size 0 --wait-guest 20 >"$T/out" 2>&1 || { cat "$T/out"; fail "resize to 0 failed"; }
+grep -q "^vm0: virtio-mem now 0 B" "$T/out" || { cat "$T/out"; fail "the guest did not unplug everything"; }
 vm_stop
 echo ok

@@ -33,7 +33,8 @@
 struct vm_opts {
 	const char *qmp;	/* QMP socket path */
 	const char *id;		/* device id (pc-dimm / virtio-mem) */
-	uint64_t size;		/* --size in bytes, 0 if absent */
+	uint64_t size;		/* --size in bytes */
+	bool has_size;		/* --size was given (0 is a valid resize) */
 	int node;		/* --node, -1 if absent */
 	int timeout_s;		/* wait for QEMU and for device removal */
 	int guest_wait_s;	/* wait for the guest to acknowledge */
@@ -293,7 +294,7 @@ static void print_preload_note(struct fm_qmp *q)
 static int cmd_hotplug(const struct vm_opts *o)
 {
 	char id[64], backend[80], a[32], b[32];
-	if (o->size == 0) {
+	if (!o->has_size) {
 		err("--size is required (e.g. --size 8G)");
 		return 2;
 	}
@@ -312,6 +313,10 @@ static int cmd_hotplug(const struct vm_opts *o)
 
 	/* default id: the first fmN free both as a device and as mem-fmN */
 	if (o->id) {
+		if (strlen(o->id) >= sizeof(id)) {
+			err("--id '%s' is too long (at most %zu characters)", o->id, sizeof(id) - 1);
+			goto out_s;
+		}
 		snprintf(id, sizeof(id), "%s", o->id);
 	} else {
 		for (int n = 0; n < 1000; n++) {
@@ -324,6 +329,11 @@ static int cmd_hotplug(const struct vm_opts *o)
 	snprintf(backend, sizeof(backend), "mem-%s", id);
 	if (find_device(&s, id, NULL)) {
 		err("the VM already has a memory device '%s' (see 'fluidmem vm list')", id);
+		goto out_s;
+	}
+	if (object_type(&s, backend)) {
+		err("the VM already has an object '%s' (left by 'unplug --keep-backend'?): "
+		    "delete it with QMP object-del, or choose another --id", backend);
 		goto out_s;
 	}
 
@@ -428,7 +438,7 @@ static int match_id(json_object *data, void *arg)
 static int cmd_resize(const struct vm_opts *o)
 {
 	char a[32], b[32], c[32], e[32];
-	if (o->size == 0) {
+	if (!o->has_size) {
 		err("--size is required (e.g. --size 12G)");
 		return 2;
 	}
@@ -937,6 +947,7 @@ int fm_cli_vm(int argc, char **argv)
 	if (o.timeout_s == 0)
 		o.timeout_s = 1;
 	if (size_arg) {
+		o.has_size = true;
 		if (fm_parse_size(size_arg, &o.size) < 0) {
 			fprintf(stderr, "%s: --size: '%s' is not a size (use e.g. 512M, 8G, 1T)\n",
 				name, size_arg);
