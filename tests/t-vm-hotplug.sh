@@ -89,6 +89,10 @@ done
 [ "$stored" = -1 ] || [ "$stored" = none ] || fail "the region is still there after unplug (stored_pages=$stored)"
 read -r spages < <(qemu_region stored_pages)
 [ "$spages" = none ] || [ "$spages" = 0 ] || [ "$base_regions" != 0 ] || fail "QEMU's client still has $spages stored pages after unplug"
+# and the store itself let go of them (the local store reports what it holds)
+held=$(python3 -c 'import json,re,sys; m = re.search(r"(\d+) pages held", json.load(open(sys.argv[1]))["store"]); print(m.group(1) if m else "-")' "$T/status.json")
+note "store after unplug: ${held} pages held"
+[ "$held" = - ] || [ "$held" = 0 ] || [ "$base_regions" != 0 ] || fail "the store still holds $held pages after unplug"
 
 vm_stop
 end=$((SECONDS + 5))
