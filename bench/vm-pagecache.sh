@@ -13,6 +13,7 @@
 # Environment: FILE_MIB (384), PASSES (4), LOCAL (128M), DISK_BPS (e.g. 200M:
 # throttle the virtual disk like a network volume; default unthrottled,
 # cache=none so pass 1 reads the host's storage), RUNS ("base dimm-host fluidmem").
+# FM_VM_RUN_OPTS: more options for "fluidmem run".
 . "$(dirname "$0")/../tests/lib.sh"
 . "$FM_ROOT/tests/vm/lib-vm.sh"
 FILE_MIB=${FILE_MIB:-384}
@@ -39,7 +40,7 @@ for run in $RUNS; do
 	fluidmem)
 		[ -e "$FM_BUILD/libfluidmem-preload.so" ] || { note "fluidmem: no preload library, skipped"; continue; }
 		[ -n "${FM_SOCK:-}" ] || start_monitor
-		VM_WRAP="$FLUIDMEM run --socket $FM_SOCK --local-memory $LOCAL --" ;;
+		VM_WRAP="$FLUIDMEM run --socket $FM_SOCK --local-memory $LOCAL ${FM_VM_RUN_OPTS:-} --" ;;
 	*) fail "unknown run '$run'" ;;
 	esac
 	# online, not online_movable: a block device's page cache is not movable
