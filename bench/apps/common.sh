@@ -131,9 +131,13 @@ mode_start() {
 	fluidmem|fluidmem-mc)
 		FM_STATS=$WORK/$name.stats.json
 		rm -f "$FM_STATS"
-		PREFIX=("$FLUIDMEM" run --local-memory "$BUDGET" --stats-json "$FM_STATS")
+		# /usr/bin/time goes outside: inside, it would be one more fork+wait under
+		# the preload library, and the command's own behaviour is what is measured.
+		# Its maxrss is then the larger of the fluidmem command and CMD (wait4
+		# folds reaped children in).
+		PREFIX=("${timecmd[@]}" "$FLUIDMEM" run --local-memory "$BUDGET" --stats-json "$FM_STATS")
 		[ "$mode" = fluidmem-mc ] && PREFIX+=(--store "$FM_MC_URL")
-		PREFIX+=(-- "${timecmd[@]}") ;;
+		PREFIX+=(--) ;;
 	esac
 	RUN_T0=$(date +%s.%N)
 }
