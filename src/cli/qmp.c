@@ -304,6 +304,11 @@ json_object *fm_qmp_take_events(struct fm_qmp *q, const char *name)
 	return out;
 }
 
+void fm_qmp_set_timeout(struct fm_qmp *q, int timeout_ms)
+{
+	q->timeout_ms = timeout_ms;
+}
+
 const char *fm_qmp_error(const struct fm_qmp *q)
 {
 	return q->err;

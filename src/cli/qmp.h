@@ -28,6 +28,10 @@ int fm_qmp_connect(const char *path, int timeout_ms, struct fm_qmp **out);
 
 void fm_qmp_close(struct fm_qmp *q);
 
+/* Change how long fm_qmp_execute waits for an answer (e.g. a short wait for
+ * the greeting, a longer one for commands). */
+void fm_qmp_set_timeout(struct fm_qmp *q, int timeout_ms);
+
 /* Execute cmd with args (NULL for none; borrowed) and wait for its return.
  * On success *ret (if ret is not NULL) receives the "return" value.
  * -EREMOTEIO: QEMU answered with an error, see fm_qmp_error();

@@ -116,16 +116,21 @@ static int64_t now_ms(void)
 
 static struct fm_qmp *open_qmp(const struct vm_opts *o)
 {
+	/* A QMP socket serves one client at a time: a second one gets no
+	 * greeting, so waiting long for it helps nobody. */
+	int greet_s = o->timeout_s < 5 ? o->timeout_s : 5;
 	struct fm_qmp *q;
-	int r = fm_qmp_connect(o->qmp, o->timeout_s * 1000, &q);
-	if (r == 0)
+	int r = fm_qmp_connect(o->qmp, greet_s * 1000, &q);
+	if (r == 0) {
+		fm_qmp_set_timeout(q, o->timeout_s * 1000);
 		return q;
+	}
 	if (r == -ENOENT || r == -ECONNREFUSED)
 		err("cannot connect to QMP socket %s: %s (is QEMU running with "
 		    "-qmp unix:%s,server=on,wait=off?)", o->qmp, strerror(-r), o->qmp);
 	else if (r == -ETIMEDOUT)
 		err("no QMP greeting on %s within %d s (another client connected? "
-		    "QEMU serves one client per QMP socket)", o->qmp, o->timeout_s);
+		    "QEMU serves one client per QMP socket)", o->qmp, greet_s);
 	else if (r == -EPROTO)
 		err("%s does not speak QMP", o->qmp);
 	else if (r == -EREMOTEIO)
