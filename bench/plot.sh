@@ -133,7 +133,7 @@ if [ -s "$sbox" ]; then
 	echo "plot: $OUT/swap-latency-box.png"
 fi
 
-csv=$OUT/swap-compare.csv
+csv=$OUT/swap-compare-summary.csv
 if [ -s "$csv" ] && [ "$(wc -l <"$csv")" -gt 1 ]; then
 	# Rows: pass; columns: pages/s per system ("-" when that system did not run).
 	awk -F, 'NR > 1 { v[$2 "," $1] = $10; if (!seen[$2]++) passes[++n] = $2; sys[$1] = 1 }

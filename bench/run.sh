@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# run.sh - what `make bench` runs: the whole micro-benchmark suite in sequence with
+# moderate sizes (about 2-5 minutes on a 2-core machine), results in build/bench/:
+#   1. the floor (bench/uffd-floor) and Table 1 (bench/table1.sh), local and memcached
+#   2. fluidmem against kernel swap on zram and on a swapfile (bench/swap-compare.sh)
+#   3. the pictures (bench/plot.sh)
+# Everything printed is also in build/bench/run.log. The exit status is 1 if a
+# benchmark failed (a wrong page, a crash), never because of a number: numbers on a
+# shared machine are noisy, so read the ratios printed by each step.
+#
+# Environment: FM_BENCH_BUDGET (Table 1 budget, default 32M), FM_SWAP_BUDGET
+# (swap comparison budget, default 64M); regions are 4x the budget.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${FM_BUILD:-$ROOT/build}
+OUT=$BUILD/bench
+mkdir -p "$OUT"
+LOG=$OUT/run.log
+exec > >(tee "$LOG") 2>&1
+
+rc=0
+step() {
+	local name=$1 start=$SECONDS
+	shift
+	echo
+	echo "=== $name ($(date -u +%H:%M:%S) UTC) ==="
+	"$@" || { echo "=== $name: FAILED (exit $?)"; rc=1; }
+	echo "=== $name: $((SECONDS - start)) s"
+}
+
+echo "fluidmem benchmarks: $(uname -r), $(nproc) CPUs, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+[ "$(id -u)" = 0 ] || echo "note: not root, the kernel swap comparison will be skipped"
+step "Table 1 (with the uffd floor)" "$ROOT/bench/table1.sh" --budget "${FM_BENCH_BUDGET:-32M}" --out "$OUT"
+step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP_BUDGET:-64M}" --out "$OUT"
+step "plots" "$ROOT/bench/plot.sh" "$OUT"
+echo
+echo "results in $OUT: table1.csv, table1-monitor.csv, floor.txt, swap-compare.csv, *.png, raw/, samples/ (log: $LOG)"
+exit $rc
