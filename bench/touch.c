@@ -25,7 +25,9 @@
  *
  * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand]
  *              [--fill sparse|full] [--threshold-ns 1000] [--samples FILE]
- *              [--seed N] [--label L] */
+ *              [--seed N] [--label L] [--corrupt PAGE]
+ * --corrupt PAGE flips a bit of that page after the first pass: a self-test of
+ * the checks (the run must fail naming the page). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -52,6 +54,7 @@ struct opts {
 	const char *samples;
 	uint64_t seed;
 	const char *label;
+	long corrupt;
 	enum kind passes[MAX_PASSES];
 	int npasses;
 };
@@ -198,7 +201,8 @@ static void report(const struct opts *o, int pass, const char *kind, size_t n, u
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .size = 256UL << 20, .threshold_ns = 1000, .seed = 1, .label = "touch" };
+	struct opts o = { .size = 256UL << 20, .threshold_ns = 1000, .seed = 1, .label = "touch",
+			 .corrupt = -1 };
 	parse_passes(&o, "init,seq,rand");
 	static const struct option lo[] = {
 		{ "size", required_argument, 0, 's' },
@@ -209,6 +213,7 @@ int main(int argc, char **argv)
 		{ "samples", required_argument, 0, 'o' },
 		{ "seed", required_argument, 0, 'S' },
 		{ "label", required_argument, 0, 'l' },
+		{ "corrupt", required_argument, 0, 'C' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -231,6 +236,7 @@ int main(int argc, char **argv)
 		case 'o': o.samples = optarg; break;
 		case 'S': o.seed = strtoull(optarg, NULL, 0) ?: 1; break;
 		case 'l': o.label = optarg; break;
+		case 'C': o.corrupt = strtol(optarg, NULL, 0); break;
 		default: goto usage;
 		}
 	}
@@ -322,6 +328,8 @@ int main(int argc, char **argv)
 		double secs = (double)(now_ns() - start) / 1e9;
 		getrusage(RUSAGE_SELF, &r1);
 		report(&o, p, kind_name[k], n, lat, secs, &r0, &r1, samples);
+		if (p == 0 && o.corrupt >= 0 && (size_t)o.corrupt < n)
+			((volatile uint64_t *)(base + (size_t)o.corrupt * PAGE))[WORDS - 1] ^= 1;
 	}
 
 	/* Verify: every page, sequentially, read only. */
@@ -348,6 +356,7 @@ int main(int argc, char **argv)
 
 usage:
 	fprintf(stderr, "usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand] "
-		"[--fill sparse|full] [--threshold-ns 1000] [--samples FILE] [--seed N] [--label L]\n");
+		"[--fill sparse|full] [--threshold-ns 1000] [--samples FILE] [--seed N] [--label L] "
+		"[--corrupt PAGE]\n");
 	return 2;
 }
