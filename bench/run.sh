@@ -9,7 +9,8 @@
 # shared machine are noisy, so read the ratios printed by each step.
 #
 # Environment: FM_BENCH_BUDGET (Table 1 budget, default 32M), FM_SWAP_BUDGET
-# (swap comparison budget, default 64M); regions are 4x the budget.
+# (swap comparison budget, default 64M), FM_SWAP_REPEAT (runs of each system, interleaved,
+# median reported; default 3); regions are 4x the budget.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${FM_BUILD:-$ROOT/build}
@@ -31,7 +32,7 @@ step() {
 echo "fluidmem benchmarks: $(uname -r), $(nproc) CPUs, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 [ "$(id -u)" = 0 ] || echo "note: not root, the kernel swap comparison will be skipped"
 step "Table 1 (with the uffd floor)" "$ROOT/bench/table1.sh" --budget "${FM_BENCH_BUDGET:-32M}" --out "$OUT"
-step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP_BUDGET:-64M}" --out "$OUT"
+step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP_BUDGET:-64M}" --repeat "${FM_SWAP_REPEAT:-3}" --out "$OUT"
 step "plots" "$ROOT/bench/plot.sh" "$OUT"
 echo
 echo "results in $OUT: table1.csv, table1-monitor.csv, floor.txt, swap-compare.csv, *.png, raw/, samples/ (log: $LOG)"
