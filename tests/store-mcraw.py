@@ -2,6 +2,7 @@
 """store-mcraw.py - raw memcached text-protocol access for the t-store-*.sh
 tests, bypassing the backend: which keys a server holds, and tampering.
 
+  store-mcraw.py PORT dump               print every key the server holds
   store-mcraw.py PORT has KEYSFILE     print "index" of every "index key" line the server holds
   store-mcraw.py PORT garbage KEY      overwrite KEY's value with random bytes of the same length
   store-mcraw.py PORT flip KEY         flip one bit in the middle of KEY's page data
@@ -43,6 +44,18 @@ def put(port, key, value):
 
 def main():
     port, cmd = int(sys.argv[1]), sys.argv[2]
+    if cmd == "dump":
+        s, f = conn(port)
+        s.sendall(b"lru_crawler metadump all\r\n")
+        while True:
+            line = f.readline()
+            if not line or line == b"END\r\n":
+                break
+            if line.startswith(b"key="):
+                print(line.split()[0][4:].decode())
+            elif line.startswith(b"ERROR") or line.startswith(b"BUSY"):
+                raise SystemExit("metadump: %r" % line)
+        return
     if cmd == "has":
         pairs = [l.split() for l in open(sys.argv[3]) if l.strip()]
         held = get_many(port, [k for _, k in pairs])
