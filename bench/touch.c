@@ -25,11 +25,15 @@
  *
  * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand]
  *              [--fill sparse|full] [--threshold-ns 1000] [--samples FILE]
- *              [--seed N] [--label L] [--corrupt PAGE]
+ *              [--seed N] [--label L] [--threads N] [--corrupt PAGE]
+ * --threads N splits each pass into N contiguous slices of its page order, one
+ * thread each (sequential: N streams; random: N random walks), so that faults of
+ * several threads are in flight together; pages/s is for the whole pass.
  * --corrupt PAGE flips a bit of that page after the first pass: a self-test of
  * the checks (the run must fail naming the page). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,7 @@
 #define WORDS (PAGE / sizeof(uint64_t))
 #define TAG 0xf1d0f1d000000000ull
 #define MAX_PASSES 64
+#define MAX_THREADS 64
 
 enum kind { K_INIT, K_SEQ, K_RAND };
 static const char *kind_name[] = { "init", "seq", "rand" };
@@ -55,6 +60,7 @@ struct opts {
 	uint64_t seed;
 	const char *label;
 	long corrupt;
+	int threads;
 	enum kind passes[MAX_PASSES];
 	int npasses;
 };
@@ -170,6 +176,45 @@ static void fill_page(volatile uint64_t *w, size_t page, uint64_t counter)
 		w[k] = fill_word(page, counter, k);
 }
 
+/* One thread's share of a pass: order[from..to) in that order. */
+struct slice {
+	const struct opts *o;
+	char *base;
+	const uint32_t *order;
+	uint32_t *lat;
+	int pass;
+	size_t from, to;
+	char when[32];
+};
+
+static void *run_slice(void *arg)
+{
+	struct slice *sl = arg;
+	const uint64_t p = (uint64_t)sl->pass;
+	for (size_t i = sl->from; i < sl->to; i++) {
+		size_t pg = sl->order[i];
+		volatile uint64_t *w = (volatile uint64_t *)(sl->base + pg * PAGE);
+		uint64_t t0 = now_ns();
+		if (p == 0) {
+			/* init: whatever was there (zero for mmap) is overwritten. */
+			w[0] = TAG ^ pg;
+			w[1] = 1;
+			w[WORDS - 1] = check_word(pg, 1);
+		} else {
+			uint64_t id = w[0], cnt = w[1], chk = w[WORDS - 1];
+			if (id != (TAG ^ pg) || cnt != p || chk != check_word(pg, p))
+				check_page(w, pg, p, 0, sl->when);
+			w[1] = p + 1;
+			w[WORDS - 1] = check_word(pg, p + 1);
+		}
+		uint64_t t1 = now_ns();
+		sl->lat[i] = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0);
+		if (sl->o->full)
+			fill_page(w, pg, p + 1);
+	}
+	return NULL;
+}
+
 static void report(const struct opts *o, int pass, const char *kind, size_t n, uint32_t *lat,
 		   double secs, const struct rusage *r0, const struct rusage *r1, FILE *samples)
 {
@@ -202,7 +247,7 @@ static void report(const struct opts *o, int pass, const char *kind, size_t n, u
 int main(int argc, char **argv)
 {
 	struct opts o = { .size = 256UL << 20, .threshold_ns = 1000, .seed = 1, .label = "touch",
-			 .corrupt = -1 };
+			 .corrupt = -1, .threads = 1 };
 	parse_passes(&o, "init,seq,rand");
 	static const struct option lo[] = {
 		{ "size", required_argument, 0, 's' },
@@ -214,6 +259,7 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, 0, 'S' },
 		{ "label", required_argument, 0, 'l' },
 		{ "corrupt", required_argument, 0, 'C' },
+		{ "threads", required_argument, 0, 'T' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -237,6 +283,11 @@ int main(int argc, char **argv)
 		case 'S': o.seed = strtoull(optarg, NULL, 0) ?: 1; break;
 		case 'l': o.label = optarg; break;
 		case 'C': o.corrupt = strtol(optarg, NULL, 0); break;
+		case 'T':
+			o.threads = atoi(optarg);
+			if (o.threads < 1 || o.threads > MAX_THREADS)
+				goto usage;
+			break;
 		default: goto usage;
 		}
 	}
@@ -282,8 +333,9 @@ int main(int argc, char **argv)
 		if (b - a < t_min)
 			t_min = b - a;
 	}
-	printf("bench=touch label=%s size=%zu pages=%zu alloc=%s fill=%s threshold_ns=%llu timer_ns=%llu\n",
-	       o.label, o.size, n, o.use_malloc ? "malloc" : "mmap", o.full ? "full" : "sparse",
+	printf("bench=touch label=%s size=%zu pages=%zu alloc=%s fill=%s threads=%d threshold_ns=%llu "
+	       "timer_ns=%llu\n",
+	       o.label, o.size, n, o.use_malloc ? "malloc" : "mmap", o.full ? "full" : "sparse", o.threads,
 	       (unsigned long long)o.threshold_ns, (unsigned long long)t_min);
 	fflush(stdout);
 
@@ -299,32 +351,27 @@ int main(int argc, char **argv)
 				order[i] = order[j];
 				order[j] = t;
 			}
-		char when[32];
-		snprintf(when, sizeof(when), "pass %d %s", p, kind_name[k]);
+		struct slice sl[MAX_THREADS];
+		for (int t = 0; t < o.threads; t++) {
+			sl[t] = (struct slice){ .o = &o, .base = base, .order = order, .lat = lat, .pass = p,
+						.from = n * (size_t)t / (size_t)o.threads,
+						.to = n * (size_t)(t + 1) / (size_t)o.threads };
+			snprintf(sl[t].when, sizeof(sl[t].when), "pass %d %s", p, kind_name[k]);
+		}
 		struct rusage r0, r1;
 		getrusage(RUSAGE_SELF, &r0);
 		uint64_t start = now_ns();
-		for (size_t i = 0; i < n; i++) {
-			size_t pg = order[i];
-			volatile uint64_t *w = (volatile uint64_t *)(base + pg * PAGE);
-			uint64_t t0 = now_ns();
-			if (p == 0) {
-				/* init: whatever was there (zero for mmap) is overwritten. */
-				w[0] = TAG ^ pg;
-				w[1] = 1;
-				w[WORDS - 1] = check_word(pg, 1);
-			} else {
-				uint64_t id = w[0], cnt = w[1], chk = w[WORDS - 1];
-				if (id != (TAG ^ pg) || cnt != (uint64_t)p || chk != check_word(pg, (uint64_t)p))
-					check_page(w, pg, (uint64_t)p, 0, when);
-				w[1] = (uint64_t)p + 1;
-				w[WORDS - 1] = check_word(pg, (uint64_t)p + 1);
+		pthread_t tid[MAX_THREADS];
+		for (int t = 1; t < o.threads; t++) {
+			int err = pthread_create(&tid[t], NULL, run_slice, &sl[t]);
+			if (err) {
+				fprintf(stderr, "touch: pthread_create: %s\n", strerror(err));
+				return 2;
 			}
-			uint64_t t1 = now_ns();
-			lat[i] = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0);
-			if (o.full)
-				fill_page(w, pg, (uint64_t)p + 1);
 		}
+		run_slice(&sl[0]);
+		for (int t = 1; t < o.threads; t++)
+			pthread_join(tid[t], NULL);
 		double secs = (double)(now_ns() - start) / 1e9;
 		getrusage(RUSAGE_SELF, &r1);
 		report(&o, p, kind_name[k], n, lat, secs, &r0, &r1, samples);
@@ -357,6 +404,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand] "
 		"[--fill sparse|full] [--threshold-ns 1000] [--samples FILE] [--seed N] [--label L] "
-		"[--corrupt PAGE]\n");
+		"[--threads N] [--corrupt PAGE]\n");
 	return 2;
 }
