@@ -18,7 +18,7 @@
 #
 # Usage: bench/swap-compare.sh [--budget 64M] [--size SIZE (default 4x budget)]
 #          [--passes init,seq,rand] [--fill sparse|full] [--systems "fluidmem zram swapfile"]
-#          [--repeat 1] [--out build/bench]
+#          [--repeat 1] [--threads N] [--out build/bench]
 # With --repeat N the systems run N times, interleaved, and the summary is the median
 # of the runs (OUT/swap-compare-summary.csv); OUT/swap-compare.csv has every run.
 set -u
@@ -30,6 +30,7 @@ PASSES=init,seq,rand
 FILL=sparse
 SYSTEMS="fluidmem zram swapfile"
 OUT=$BUILD/bench
+THREADS=1
 REPEAT=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--fill) FILL=$2; shift 2 ;;
 	--systems) SYSTEMS=$2; shift 2 ;;
 	--repeat) REPEAT=$2; shift 2 ;;
+	--threads) THREADS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "swap-compare: unknown option $1" >&2; exit 2 ;;
@@ -103,7 +105,7 @@ set_status() {
 	STATUS[$1]=$2
 }
 
-touch_args=(--size "$SIZE" --passes "$PASSES" --fill "$FILL")
+touch_args=(--size "$SIZE" --passes "$PASSES" --fill "$FILL" --threads "$THREADS")
 
 run_fluidmem() {
 	local fm=$BUILD/fluidmem out=$OUT/raw/swap-fluidmem.$RUN.txt
@@ -163,7 +165,7 @@ run_kernel() {
 }
 
 declare -A WARN
-echo "swap-compare: region $SIZE over a budget of $BUDGET, passes $PASSES + verify, fill $FILL, $REPEAT run(s)"
+echo "swap-compare: region $SIZE over a budget of $BUDGET, passes $PASSES + verify, fill $FILL, $THREADS thread(s), $REPEAT run(s)"
 for sys in $SYSTEMS; do
 	case $sys in fluidmem|zram|swapfile) rm -f "$OUT/samples/swap-$sys.txt" ;; *) echo "swap-compare: unknown system $sys" >&2; exit 2 ;; esac
 done

@@ -17,7 +17,8 @@
 # No timing assertions: read the ratios of one run.
 #
 # Usage: bench/table1.sh [--budget 32M] [--size SIZE (4x budget)] [--stores "local memcached"]
-#          [--configs "name name..."] [--floor-pages 8192] [--out build/bench]
+#          [--configs "name name..."] [--floor-pages 8192] [--threads N] [--out build/bench]
+# --threads N runs touch with N threads (faults in flight together).
 set -u
 
 # Configurations, cumulative as in the paper: name, then fluidmemd flags (each row
@@ -41,6 +42,7 @@ STORES="local memcached"
 ONLY=""
 FLOOR_PAGES=8192
 OUT=$BUILD/bench
+THREADS=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--budget) BUDGET=$2; shift 2 ;;
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--stores) STORES=$2; shift 2 ;;
 	--configs) ONLY=$2; shift 2 ;;
 	--floor-pages) FLOOR_PAGES=$2; shift 2 ;;
+	--threads) THREADS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "table1: unknown option $1" >&2; exit 2 ;;
@@ -78,7 +81,7 @@ free_port() {
 kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 
 # --- the floor, in this run -------------------------------------------------
-echo "table1: region $SIZE over a budget of $BUDGET; floor: $FLOOR_PAGES pages per case"
+echo "table1: region $SIZE over a budget of $BUDGET, $THREADS touch thread(s); floor: $FLOOR_PAGES pages per case"
 "$BUILD/bench/uffd-floor" --pages "$FLOOR_PAGES" --samples "$OUT/samples" >"$OUT/floor.txt" ||
 	{ echo "table1: uffd-floor failed" >&2; exit 1; }
 # floor_of RESOLVE PATTERN STAT: the best (lowest median) pinning's STAT.
@@ -151,7 +154,7 @@ run_one() {
 		return
 	fi
 	"$BUILD/fluidmem" run --socket "$sock" --local-memory "$BUDGET" --stats-json "$json" -- \
-		"$BUILD/bench/touch" --size "$SIZE" --passes init,seq,rand --label "$tag" \
+		"$BUILD/bench/touch" --size "$SIZE" --passes init,seq,rand --threads "$THREADS" --label "$tag" \
 		--samples "$OUT/samples/t1-$tag.txt" >"$out" 2>&1
 	rc=$?
 	kill -TERM $mon 2>/dev/null; wait $mon 2>/dev/null
