@@ -48,8 +48,25 @@ RESULTS=()
 MC_PID=""
 FM_MC_URL=${FM_MC_URL:-}
 
+# uffd_grant_group GROUP: let GROUP open /dev/userfaultfd (chgrp + mode 660) until the
+# script exits, so a fluidmem monitor can run as an unprivileged user; returns 1 with
+# MODE_SKIP when it cannot.
+UFFD_RESTORE=""
+uffd_grant_group() {
+	local dev=/dev/userfaultfd
+	[ -n "$UFFD_RESTORE" ] && return 0
+	[ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 1 ] && return 0
+	[ -c "$dev" ] || { MODE_SKIP="no $dev and vm.unprivileged_userfaultfd=0: fluidmem cannot run as $1"; return 1; }
+	UFFD_RESTORE=$(stat -c '%U:%G %a' "$dev")
+	chgrp "$1" "$dev" && chmod 660 "$dev" || { MODE_SKIP="cannot chgrp $dev"; return 1; }
+}
+
 app_cleanup() {
 	local p
+	if [ -n "$UFFD_RESTORE" ]; then
+		chown "${UFFD_RESTORE% *}" /dev/userfaultfd
+		chmod "${UFFD_RESTORE#* }" /dev/userfaultfd
+	fi
 	for p in "${APP_PIDS[@]}" $MC_PID; do kill "$p" 2>/dev/null; done
 	sleep 0.2
 	for p in "${APP_PIDS[@]}" $MC_PID; do kill -9 "$p" 2>/dev/null; done
@@ -112,30 +129,38 @@ mode_ready() {
 
 # mode_start MODE NAME: PREFIX=(...) to run the command with; /usr/bin/time writes
 # $WORK/NAME.time. For a server, put PREFIX before the server command.
+#
+# With USER, the command runs as that user (setpriv): inside the cgroup for the
+# kernel modes, and around `fluidmem run` for the fluidmem modes (so the monitor and
+# the preloaded program start as USER, never changing uid under the preload library;
+# see uffd_grant_group).
 mode_start() {
-	local mode=$1 name=$2
-	local timecmd=(/usr/bin/time -f "%e %M" -o "$WORK/$name.time")
+	local mode=$1 name=$2 user=${3:-}
+	local timecmd=(/usr/bin/time -f "%e %M" -o "$WORK/$name.time") asuser=()
+	[ -n "$user" ] && asuser=(setpriv --reuid "$user" --regid "$user" --init-groups)
 	RUN_CG=""
 	FM_STATS=""
 	case $mode in
 	plain)
-		PREFIX=("${timecmd[@]}")
+		PREFIX=("${timecmd[@]}" "${asuser[@]}")
 		# An uncapped cgroup only to read the peak of the whole process tree.
 		if [ "$(id -u)" = 0 ] && { [ -n "$SWAP_CG_KIND" ] || _swap_probe_cgroup 2>/dev/null; }; then
-			swap_cg_create "$name" max swap && RUN_CG=$SWAP_CG && PREFIX=(swap_exec "$RUN_CG" "${timecmd[@]}")
+			swap_cg_create "$name" max swap && RUN_CG=$SWAP_CG && PREFIX=(swap_exec "$RUN_CG" "${timecmd[@]}" "${asuser[@]}")
 		fi ;;
 	swap|noswap)
 		swap_cg_create "$name" "$BUDGET" "$mode" || return 1
 		RUN_CG=$SWAP_CG
-		PREFIX=(swap_exec "$RUN_CG" "${timecmd[@]}") ;;
+		PREFIX=(swap_exec "$RUN_CG" "${timecmd[@]}" "${asuser[@]}") ;;
 	fluidmem|fluidmem-mc)
-		FM_STATS=$WORK/$name.stats.json
+		mkdir -p "$WORK/stats-$name"
+		[ -n "$user" ] && chown "$user" "$WORK/stats-$name" && chmod 755 "$WORK"
+		FM_STATS=$WORK/stats-$name/stats.json
 		rm -f "$FM_STATS"
 		# /usr/bin/time goes outside: inside, it would be one more fork+wait under
 		# the preload library, and the command's own behaviour is what is measured.
 		# Its maxrss is then the larger of the fluidmem command and CMD (wait4
 		# folds reaped children in).
-		PREFIX=("${timecmd[@]}" "$FLUIDMEM" run --local-memory "$BUDGET" --stats-json "$FM_STATS")
+		PREFIX=("${timecmd[@]}" "${asuser[@]}" "$FLUIDMEM" run --local-memory "$BUDGET" --stats-json "$FM_STATS")
 		[ "$mode" = fluidmem-mc ] && PREFIX+=(--store "$FM_MC_URL")
 		PREFIX+=(--) ;;
 	esac
