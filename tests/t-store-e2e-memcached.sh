@@ -8,7 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/store-lib.sh"
 [ -x "$FLUIDMEM" ] && [ -x "$FM_BUILD/fluidmemd" ] || skip "build/fluidmem and build/fluidmemd not built"
-PROG=$(store_bin store-e2e-prog)
+# not the sanitized build: an ASan program cannot run under the preload library
+PROG=$(FM_NO_SAN=1 store_bin store-e2e-prog)
 MIB=64 BUDGET=16M
 PAGES=$((MIB * 256)) RESIDENT=$((16 * 256))
 

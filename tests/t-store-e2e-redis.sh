@@ -5,7 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/store-lib.sh"
 [ -x "$FLUIDMEM" ] && [ -x "$FM_BUILD/fluidmemd" ] || skip "build/fluidmem and build/fluidmemd not built"
-PROG=$(store_bin store-e2e-prog)
+# not the sanitized build: an ASan program cannot run under the preload library
+PROG=$(FM_NO_SAN=1 store_bin store-e2e-prog)
 start_redis
 "$FLUIDMEM" run --store "redis://127.0.0.1:$REDIS_PORT/3" --local-memory 16M --stats -- "$PROG" 64 >"$T/out" 2>&1 ||
 	{ cat "$T/out"; fail "the program failed under the redis store"; }

@@ -12,8 +12,10 @@
  * multi-get per server before fetching from any, so servers work in parallel;
  * a key that is missing, corrupt or unreachable there moves on to its next
  * copy. A write seals every page (seal.h) and pipelines quiet sets (SETQ) to
- * each copy's server, then one round-trip barrier per server proves the
- * server took them all. Removes are quiet deletes plus a barrier.
+ * each copy's server, then one round-trip barrier per server, sent to all
+ * servers before waiting for any, proves each server took them all.
+ * Removes are pipelined the same way, as expired empty values (see
+ * TOMBSTONE_EXPTIME); an empty value reads as missing.
  *
  * Outages: a server that fails is closed and marked down; it is retried on
  * use after a backoff (50 ms doubling to 2 s). A call whose pages have no
@@ -40,6 +42,12 @@
 #define BACKOFF_MIN_MS 50u
 #define BACKOFF_MAX_MS 2000u
 #define BARRIER_KEY "fm:barrier"
+/* Removes are quiet sets of an empty value that expires on arrival: an
+ * absolute expiry time (anything above 30 days is one) in January 1970.
+ * Not quiet deletes: memcached answers DELETEQ of a missing key with an
+ * error that libmemcached then takes for the reply to the next request,
+ * which desynchronises the connection. */
+#define TOMBSTONE_EXPTIME ((time_t)2592001)
 
 struct mc_server {
 	memcached_st *mc;           /* NULL while down */
@@ -54,7 +62,8 @@ struct mc_server {
 	char why[112];              /* the same, with the system error if any */
 	uint64_t failures;          /* outages since open */
 	size_t *grp;                /* per call: indexes of the ios sent to this server */
-	size_t ngrp, capgrp;
+	size_t ngrp;
+	int took;                   /* per call: the server stored its whole group */
 };
 
 /* Per-io progress of a call. */
@@ -195,14 +204,19 @@ static memcached_return_t call_result(memcached_st *mc, memcached_return_t rc)
 	return MEMCACHED_SUCCESS;
 }
 
-/* One round trip: every request sent before it has been processed. */
-static memcached_return_t srv_barrier(struct mc_server *v)
+/* A round trip that proves every request sent before it was processed: a
+ * multi-get of a key nobody stores, in two halves so that several servers
+ * can be waited for at once. */
+static memcached_return_t barrier_send(struct mc_server *v)
 {
 	const char *k[1] = { BARRIER_KEY };
 	size_t kl[1] = { sizeof(BARRIER_KEY) - 1 };
-	memcached_return_t rc = memcached_mget(v->mc, k, kl, 1);
-	if (rc != MEMCACHED_SUCCESS)
-		return call_result(v->mc, rc);
+	return call_result(v->mc, memcached_mget(v->mc, k, kl, 1));
+}
+
+static memcached_return_t barrier_wait(struct mc_server *v)
+{
+	memcached_return_t rc = MEMCACHED_SUCCESS;
 	memcached_result_st res;
 	if (!memcached_result_create(v->mc, &res))
 		return MEMCACHED_MEMORY_ALLOCATION_FAILURE;
@@ -210,6 +224,12 @@ static memcached_return_t srv_barrier(struct mc_server *v)
 		;
 	memcached_result_free(&res);
 	return call_result(v->mc, rc);
+}
+
+static memcached_return_t srv_barrier(struct mc_server *v)
+{
+	memcached_return_t rc = barrier_send(v);
+	return rc == MEMCACHED_SUCCESS ? barrier_wait(v) : rc;
 }
 
 /* ---- placement ---- */
@@ -350,8 +370,13 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 			if (s->kl[g])
 				continue;
 			s->kl[g] = 1;
-			int st = fm_unseal(&ios[i].key, ios[i].version, memcached_result_value(&res),
-					   memcached_result_length(&res), ios[i].page, NULL);
+			size_t vlen = memcached_result_length(&res);
+			if (vlen == 0) {
+				s->kl[g] = 0; /* a tombstone not yet reaped: missing */
+				continue;
+			}
+			int st = fm_unseal(&ios[i].key, ios[i].version, memcached_result_value(&res), vlen,
+					   ios[i].page, NULL);
 			if (st == FM_STORE_OK)
 				s->flags[i] |= ST_DONE;
 			else
@@ -431,16 +456,16 @@ static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
 
 /* ---- write and remove ---- */
 
-/* Pipelined quiet sets (or deletes) of the server's group, then a barrier.
- * Returns 1 when the server took them all. */
-static int write_server(struct mc_store *s, struct mc_server *v, int del)
+/* Pipelined quiet sets (or deletes) of the server's group, then the
+ * barrier's request. Returns 0 if the server failed already. */
+static int write_send(struct mc_store *s, struct mc_server *v, int del)
 {
 	memcached_behavior_set(v->mc, MEMCACHED_BEHAVIOR_NOREPLY, 1);
 	memcached_return_t rc = MEMCACHED_SUCCESS;
 	for (size_t g = 0; g < v->ngrp; g++) {
 		size_t i = v->grp[g];
 		if (del)
-			rc = memcached_delete(v->mc, s->keys[i], s->keylen[i], 0);
+			rc = memcached_set(v->mc, s->keys[i], s->keylen[i], "", 0, TOMBSTONE_EXPTIME, 0);
 		else
 			rc = memcached_set(v->mc, s->keys[i], s->keylen[i],
 					   (const char *)s->sealed + i * FM_SEALED_SIZE, FM_SEALED_SIZE, 0, 0);
@@ -454,16 +479,36 @@ static int write_server(struct mc_store *s, struct mc_server *v, int del)
 		if (rc != MEMCACHED_SUCCESS)
 			break;
 	}
-	if (rc == MEMCACHED_SUCCESS) {
-		memcached_behavior_set(v->mc, MEMCACHED_BEHAVIOR_NOREPLY, 0);
-		rc = srv_barrier(v);
-	}
+	memcached_behavior_set(v->mc, MEMCACHED_BEHAVIOR_NOREPLY, 0);
+	if (rc == MEMCACHED_SUCCESS)
+		rc = barrier_send(v);
 	if (rc != MEMCACHED_SUCCESS) {
 		srv_fail(v, rc);
 		return 0;
 	}
-	srv_ok(v);
 	return 1;
+}
+
+/* Send every server its group, then wait for each barrier: the servers work
+ * in parallel. Afterwards a server's group counts only if `took` is set. */
+static void write_all(struct mc_store *s, int del)
+{
+	for (unsigned x = 0; x < s->nsrv; x++) {
+		struct mc_server *v = &s->srv[x];
+		v->took = v->ngrp && write_send(s, v, del);
+	}
+	for (unsigned x = 0; x < s->nsrv; x++) {
+		struct mc_server *v = &s->srv[x];
+		if (!v->took)
+			continue;
+		memcached_return_t rc = barrier_wait(v);
+		if (rc == MEMCACHED_SUCCESS) {
+			srv_ok(v);
+		} else {
+			srv_fail(v, rc);
+			v->took = 0;
+		}
+	}
 }
 
 static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
@@ -487,9 +532,10 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 					v->grp[v->ngrp++] = i;
 			}
 		}
+		write_all(s, 0);
 		for (unsigned x = 0; x < s->nsrv; x++) {
 			struct mc_server *v = &s->srv[x];
-			if (v->ngrp && write_server(s, v, 0))
+			if (v->took)
 				for (size_t g = 0; g < v->ngrp; g++)
 					if (!(s->flags[v->grp[g]] & ST_FULL))
 						s->copies[v->grp[g]]++;
@@ -531,9 +577,10 @@ static int mc_remove(struct fm_store *base, const struct fm_page_key *keys, size
 	}
 	for (size_t i = 0; i < n; i++)
 		s->copies[i] = 0;
+	write_all(s, 1);
 	for (unsigned x = 0; x < s->nsrv; x++) {
 		struct mc_server *v = &s->srv[x];
-		if (v->ngrp && write_server(s, v, 1))
+		if (v->took)
 			for (size_t g = 0; g < v->ngrp; g++)
 				s->copies[v->grp[g]]++;
 	}
