@@ -62,7 +62,9 @@ struct fm_store_ops {
 	 * -errno when nothing could be attempted. */
 	int (*read)(struct fm_store *s, struct fm_store_io *ios, size_t n);
 	int (*write)(struct fm_store *s, struct fm_store_io *ios, size_t n);
-	/* Remove keys; missing keys are not an error. */
+	/* Remove keys; missing keys are not an error. Remote backends never
+	 * wait for a dead server here: -EAGAIN means some copies could not be
+	 * removed (they stay until overwritten or their server restarts). */
 	int (*remove)(struct fm_store *s, const struct fm_page_key *keys, size_t n);
 	/* One line of health for status output ("3/3 servers up"), may be NULL. */
 	void (*describe)(struct fm_store *s, char *buf, size_t len);
