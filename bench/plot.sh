@@ -37,7 +37,7 @@ cdf() {
 box=$D/latency-box.dat
 : >"$box"
 cdf_plots=()   # "path|file|title" entries
-for f in "$S"/floor-copy-same-seq.txt "$S"/floor-copy-cross-seq.txt "$S"/floor-zero-same-seq.txt; do
+for f in "$S"/floor-copy-same-seq.txt "$S"/floor-copy-cross-seq.txt "$S"/floor-zero-same-seq.txt "$S"/floor-prefill-wp-same-seq.txt; do
 	[ -s "$f" ] || continue
 	n=$(basename "$f" .txt)
 	quantiles "$n" <"$f" >>"$box"

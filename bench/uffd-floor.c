@@ -6,7 +6,13 @@
  * process B (the "server") over a Unix socket with SCM_RIGHTS, as libfluidmem
  * does with fluidmemd. B answers every fault with UFFDIO_COPY from one static
  * page (or UFFDIO_ZEROPAGE). A touches every page once, sequentially or in a
- * random permutation, and times each first touch with clock_gettime.
+ * random permutation, and times each first touch with clock_gettime. The
+ * "prefill" case is the floor of a prefetched page: B writes every page into the
+ * memfd through its own mapping before A starts, so A's touches are minor faults
+ * with no userfault at all; the kernel maps up to 16 neighbours per fault
+ * (fault-around) when only MISSING is registered. "prefill-wp" registers
+ * MISSING | WP as fluidmemd's regions are, which turns fault-around off: one minor
+ * fault per page.
  *
  * Each case runs with a fresh region and a fresh B, with A and B pinned to the
  * same CPU, to different CPUs, or left to the scheduler. One line per case:
@@ -14,7 +20,7 @@
  *   avg_us=.. median_us=.. p99_us=.. min_us=.. max_us=..
  * It does not measure anything of fluidmem itself; bench/touch does that.
  *
- * Usage: uffd-floor [--pages N] [--resolve copy|zero|all] [--pin same|cross|none|all]
+ * Usage: uffd-floor [--pages N] [--resolve copy|zero|prefill|prefill-wp|all] [--pin same|cross|none|all]
  *                   [--pattern seq|rand|all] [--samples DIR] [--seed N] */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,11 +44,11 @@
 
 #define PAGE 4096UL
 
-enum resolve { RES_COPY, RES_ZERO };
+enum resolve { RES_COPY, RES_ZERO, RES_PREFILL, RES_PREFILL_WP };
 enum pin { PIN_SAME, PIN_CROSS, PIN_NONE };
 enum pattern { PAT_SEQ, PAT_RAND };
 
-static const char *resolve_name[] = { "copy", "zero" };
+static const char *resolve_name[] = { "copy", "zero", "prefill", "prefill-wp" };
 static const char *pin_name[] = { "same", "cross", "none" };
 static const char *pattern_name[] = { "seq", "rand" };
 
@@ -127,6 +134,17 @@ static int server(int sock, int cpu, enum resolve res)
 		die("recvmsg SCM_RIGHTS");
 	static char page[PAGE] __attribute__((aligned(4096)));
 	memset(page, 0x5a, sizeof(page));
+	if (res == RES_PREFILL || res == RES_PREFILL_WP) {
+		struct stat st;
+		if (fstat(memfd, &st) < 0)
+			die("fstat memfd");
+		char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+		if (m == MAP_FAILED)
+			die("mmap memfd (server)");
+		for (off_t off = 0; off < st.st_size; off += (off_t)PAGE)
+			memcpy(m + off, page, PAGE);
+		munmap(m, (size_t)st.st_size);
+	}
 	char ready = 'R';
 	if (write(sock, &ready, 1) != 1)
 		die("write ready");
@@ -153,7 +171,10 @@ static int server(int sock, int cpu, enum resolve res)
 		}
 		unsigned long addr = m.arg.pagefault.address & ~(PAGE - 1);
 		int rc;
-		if (res == RES_COPY) {
+		if (res == RES_PREFILL || res == RES_PREFILL_WP) {
+			fprintf(stderr, "uffd-floor: userfault on a prefilled page at %#lx\n", addr);
+			return 1;
+		} else if (res == RES_COPY) {
 			struct uffdio_copy c = { .dst = addr, .src = (unsigned long)page, .len = PAGE };
 			rc = ioctl(uffd, UFFDIO_COPY, &c);
 		} else {
@@ -235,11 +256,24 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 	int uffd = open_uffd();
 	if (uffd < 0)
 		die("userfaultfd");
-	struct uffdio_api api = { .api = UFFD_API };
-	if (ioctl(uffd, UFFDIO_API, &api) < 0)
-		die("UFFDIO_API");
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = res == RES_PREFILL_WP ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0 };
+	if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+		if (res != RES_PREFILL_WP)
+			die("UFFDIO_API");
+		printf("bench=uffd-floor resolve=%s pin=%s pattern=%s skipped=no-UFFD_FEATURE_WP_HUGETLBFS_SHMEM\n",
+		       resolve_name[res], pin_name[pin], pattern_name[pat]);
+		close(sv[0]);
+		waitpid(pid, NULL, 0);
+		munmap(base, len);
+		close(uffd);
+		close(memfd);
+		return 0;
+	}
 	struct uffdio_register reg = { .range = { .start = (unsigned long)base, .len = len },
 				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (res == RES_PREFILL_WP)
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
 		die("UFFDIO_REGISTER");
 	if (send_fds(sv[0], uffd, memfd) < 0)
@@ -266,7 +300,7 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 	}
 	memset(lat, 0, o->pages * sizeof(*lat));
 
-	unsigned expect = res == RES_COPY ? 0x5a : 0;
+	unsigned expect = res == RES_ZERO ? 0 : 0x5a;
 	for (size_t i = 0; i < o->pages; i++) {
 		volatile unsigned char *p = (volatile unsigned char *)base + (size_t)order[i] * PAGE;
 		uint64_t t0 = now_ns();
@@ -323,7 +357,7 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: uffd-floor [--pages N] [--resolve copy|zero|all] "
+	fprintf(stderr, "usage: uffd-floor [--pages N] [--resolve copy|zero|prefill|prefill-wp|all] "
 		"[--pin same|cross|none|all] [--pattern seq|rand|all] [--samples DIR] [--seed N]\n");
 	exit(2);
 }
@@ -343,7 +377,7 @@ static unsigned pick(const char *arg, const char **names, unsigned n)
 int main(int argc, char **argv)
 {
 	struct opts o = { .pages = 4096, .seed = 0, .samples_dir = NULL };
-	unsigned res_mask = 3, pin_mask = 7, pat_mask = 3;
+	unsigned res_mask = 15, pin_mask = 7, pat_mask = 3;
 	static const struct option lo[] = {
 		{ "pages", required_argument, 0, 'n' },
 		{ "resolve", required_argument, 0, 'r' },
@@ -358,7 +392,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "n:r:p:t:s:S:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.pages = strtoul(optarg, NULL, 0); break;
-		case 'r': res_mask = pick(optarg, resolve_name, 2); break;
+		case 'r': res_mask = pick(optarg, resolve_name, 4); break;
 		case 'p': pin_mask = pick(optarg, pin_name, 3); break;
 		case 't': pat_mask = pick(optarg, pattern_name, 2); break;
 		case 's': o.samples_dir = optarg; break;
@@ -372,10 +406,13 @@ int main(int argc, char **argv)
 	cpu_set_t orig;
 	if (sched_getaffinity(0, sizeof(orig), &orig) < 0)
 		die("sched_getaffinity");
-	for (int r = 0; r < 2; r++)
+	for (int r = 0; r < 4; r++)
 		for (int p = 0; p < 3; p++)
 			for (int t = 0; t < 2; t++) {
 				if (!(res_mask & 1u << r) || !(pin_mask & 1u << p) || !(pat_mask & 1u << t))
+					continue;
+				/* B plays no part in a prefilled page's fault: one pinning will do. */
+				if (r >= RES_PREFILL && p != PIN_SAME && pin_mask == 7)
 					continue;
 				if (sched_setaffinity(0, sizeof(orig), &orig) < 0)
 					die("sched_setaffinity (restore)");
