@@ -34,6 +34,32 @@ echo "fluidmem benchmarks: $(uname -r), $(nproc) CPUs, commit $(git -C "$ROOT" r
 step "Table 1 (with the uffd floor)" "$ROOT/bench/table1.sh" --budget "${FM_BENCH_BUDGET:-32M}" --out "$OUT"
 step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP_BUDGET:-64M}" --repeat "${FM_SWAP_REPEAT:-3}" --out "$OUT"
 step "plots" "$ROOT/bench/plot.sh" "$OUT"
+
+# targets: issue 4's targets against this run's numbers, met or not (informational:
+# nothing fails on a number). Uses the `default` configuration with the local store.
+targets() {
+	local t1=$OUT/table1.csv sc=$OUT/swap-compare-summary.csv
+	[ -s "$sc" ] || sc=/dev/null
+	[ -s "$t1" ] || { echo "no $t1"; return 0; }
+	awk -F, -v sc="$sc" '
+		function verdict(ok) { return ok ? "met" : "NOT met" }
+		FILENAME == sc && FNR > 1 { pps[$1 "," $2] = $10; next }
+		FILENAME != sc && $1 == "default" && $2 == "local" { med[$3] = $6; x[$3] = $8; avg[$3] = $5; mbs[$3] = $11 }
+		END {
+			if ("seq" in x) printf "  local-store median within 1.3x the floor: seq %sx, rand %sx: %s\n", x["seq"], x["rand"], verdict(x["seq"] <= 1.3 && x["rand"] <= 1.3)
+			if ("seq" in avg) printf "  average below the paper (34.9 / 48.3 us seq / rand): %s / %s us: %s\n", avg["seq"], avg["rand"], verdict(avg["seq"] < 34.9 && avg["rand"] < 48.3)
+			if ("verify" in mbs) printf "  sequential re-read of evicted memory >= 1 GB/s: %s MB/s: %s\n", mbs["verify"], verdict(mbs["verify"] >= 1024)
+			if (("fluidmem,rand" in pps) && ("zram,rand" in pps) && pps["zram,rand"] > 0) {
+				r = pps["fluidmem,rand"] / pps["zram,rand"]; q = pps["fluidmem,seq"] / pps["zram,seq"]
+				printf "  random throughput >= zram: %.2fx: %s\n", r, verdict(r >= 1)
+				printf "  sequential throughput >= 2x zram: %.2fx: %s\n", q, verdict(q >= 2)
+			}
+		}' "$sc" "$t1" 2>/dev/null
+	echo "  (Table 1: bench/table1.sh, $t1; swap: bench/swap-compare.sh, $sc)"
+}
+echo
+echo "=== issue 4 targets, this run (default configuration, local store) ==="
+targets
 echo
 echo "results in $OUT: table1.csv, table1-monitor.csv, floor.txt, swap-compare.csv, *.png, raw/, samples/ (log: $LOG)"
 exit $rc
