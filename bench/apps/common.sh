@@ -44,6 +44,7 @@ done
 
 WORK=$(mktemp -d "${FM_APPS_TMP:-/var/tmp}/fmapp.XXXXXX")
 APP_PIDS=()
+APP_CLEAN_DIRS=() # more directories to remove at exit
 RESULTS=()
 MC_PID=""
 FM_MC_URL=${FM_MC_URL:-}
@@ -71,7 +72,7 @@ app_cleanup() {
 	sleep 0.2
 	for p in "${APP_PIDS[@]}" $MC_PID; do kill -9 "$p" 2>/dev/null; done
 	swap_teardown
-	if [ "$KEEP" = 1 ]; then echo "# work dir kept: $WORK"; else rm -rf "$WORK"; fi
+	if [ "$KEEP" = 1 ]; then echo "# work dir kept: $WORK ${APP_CLEAN_DIRS[*]}"; else rm -rf "$WORK" "${APP_CLEAN_DIRS[@]}"; fi
 }
 trap app_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -152,9 +153,14 @@ mode_start() {
 		RUN_CG=$SWAP_CG
 		PREFIX=(swap_exec "$RUN_CG" "${timecmd[@]}" "${asuser[@]}") ;;
 	fluidmem|fluidmem-mc)
-		mkdir -p "$WORK/stats-$name"
-		[ -n "$user" ] && chown "$user" "$WORK/stats-$name" && chmod 755 "$WORK"
-		FM_STATS=$WORK/stats-$name/stats.json
+		local sdir=$WORK/stats-$name
+		if [ -n "$user" ]; then
+			# Written by `fluidmem run` as USER, who may not enter WORK.
+			sdir=$(mktemp -d /var/tmp/fmstats.XXXXXX) && chmod 755 "$sdir" && chown "$user" "$sdir"
+			APP_CLEAN_DIRS+=("$sdir")
+		fi
+		mkdir -p "$sdir"
+		FM_STATS=$sdir/stats.json
 		rm -f "$FM_STATS"
 		# /usr/bin/time goes outside: inside, it would be one more fork+wait under
 		# the preload library, and the command's own behaviour is what is measured.

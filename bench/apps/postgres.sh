@@ -32,6 +32,12 @@ note "postgres: $("$PGBIN/postgres" --version), pgbench scale $SCALE, shared_buf
 
 asuser() { setpriv --reuid postgres --regid postgres --init-groups "$@"; }
 
+# The cluster lives where the postgres user can reach it: WORK may be inside a
+# directory only root can enter (the test suite's).
+PGROOT=$(mktemp -d /var/tmp/fmpg.XXXXXX)
+chmod 755 "$PGROOT"
+APP_CLEAN_DIRS+=("$PGROOT")
+
 REF="" bad=0
 for mode in $MODES; do
 	# The server runs as the postgres user; under fluidmem, `fluidmem run` itself is
@@ -41,11 +47,10 @@ for mode in $MODES; do
 		result postgres "$mode" skipped "reason=\"$MODE_SKIP\""
 		continue
 	fi
-	pgdata=$WORK/pg-$mode sock=$WORK/sock-$mode
+	pgdata=$PGROOT/pg-$mode sock=$PGROOT/sock-$mode
 	mkdir -p "$pgdata" "$sock"
 	chown postgres: "$pgdata" "$sock"
 	chmod 700 "$pgdata"
-	chmod 755 "$WORK"
 	asuser "$PGBIN/initdb" -D "$pgdata" -A trust -U postgres --no-sync >"$WORK/initdb-$mode.log" 2>&1 ||
 		{ tail -n 5 "$WORK/initdb-$mode.log"; result postgres "$mode" failed "reason=\"initdb failed\""; bad=1; continue; }
 	port=$(free_port)
@@ -66,7 +71,7 @@ for mode in $MODES; do
 		sleep 0.1
 	done
 	fail_reason=""
-	[ $up = 1 ] || fail_reason="postgres did not start"
+	[ $up = 1 ] || fail_reason="postgres did not start: $(grep -m 1 -E 'terminated by signal|FATAL|PANIC|killed by' "$WORK/postgres-$mode.log" | sed 's/.*\] //' | tr -d '"')"
 	t0=$(date +%s.%N)
 	if [ -z "$fail_reason" ]; then
 		"${pgb[@]}" -i -q -s "$SCALE" postgres >"$WORK/pginit-$mode.log" 2>&1 || fail_reason="pgbench -i failed"
