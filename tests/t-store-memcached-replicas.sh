@@ -2,7 +2,9 @@
 # t-store-memcached-replicas: replicas=2 over three memcached servers; one is
 # killed (SIGKILL) in the middle of reading back and every page still reads
 # correct from its other copy; writes with the server dead still succeed and
-# a fresh handle (which finds the server dead at open) reads them all back.
+# a fresh handle (which finds the server dead at open) reads them all back;
+# once the server is restarted empty, a running handle takes it back (its
+# missing copies fall back to the other one) and new writes reach it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/store-lib.sh"
 
@@ -33,4 +35,19 @@ note "second half read in $ms ms with one server dead"
 # Only two servers remain: each page written now has a copy on them.
 for p in "${MC_PORTS[0]}" "${MC_PORTS[2]}"; do $MCRAW "$p" has "$T/keys"; done | sort -nu | wc -l >"$T/n"
 [ "$(cat "$T/n")" -eq $N ] || fail "only $(cat "$T/n") of $N pages have a surviving copy"
+# Restart the victim, empty, on its port while a verify run is paused.
+paused_verify "$T/back.out" -n $N -r 3 -g 2 "$URL"
+memcached -u root -l 127.0.0.1 -p "$victim" -U 0 -m 1024 -t 2 &
+MC_PIDS[1]=$!
+FM_PIDS+=($!)
+wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$victim" || fail "the victim did not restart"
+sleep 2.2 # longer than the largest backoff: the handle must have retried it
+resume_verify || { cat "$T/back.out"; fail "reads wrong after the dead server came back empty"; }
+cat "$T/back.out"
+grep -q "3 servers, 3 up" "$T/back.out" || fail "the running handle did not take the restarted server back"
+"$CHECK" -n $N -r 3 -g 3 "$URL" write || fail "writes after the restart"
+back=$($MCRAW "$victim" has "$T/keys" | wc -l)
+note "after the restart the victim holds $back copies again"
+[ "$back" -gt $((N / 3)) ] || fail "new writes do not reach the restarted server ($back copies)"
+"$CHECK" -n $N -r 3 -g 3 "$URL" verify || fail "generation 3 not read back"
 exit 0
