@@ -109,6 +109,7 @@ start_memcached_store() {
 	port=$(free_port)
 	memcached -u root -l 127.0.0.1 -p "$port" -U 0 -m 8192 -t 2 >"$WORK/memcached.log" 2>&1 &
 	MC_PID=$!
+	disown "$MC_PID" 2>/dev/null # no "Killed" job notice at cleanup
 	for _ in $(seq 1 50); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { FM_MC_URL=memcached://127.0.0.1:$port; return 0; }
 		sleep 0.1
