@@ -63,9 +63,11 @@ for mode in $MODES; do
 	load_s=$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.2f", a - b}')
 	digest1=$("${cli[@]}" debug digest 2>/dev/null)
 	used=$("${cli[@]}" info memory 2>/dev/null | tr -d '\r' | sed -n 's/^used_memory_human://p')
-	get=$("${rb[@]}" -t get -n "$REQS" -r "$KEYS" -d "$VSIZE" -c 20 -P 1 --csv 2>/dev/null | bench_csv)
+	alive() { kill -0 "$pid" 2>/dev/null && "${cli[@]}" ping >/dev/null 2>&1; }
+	get="" set=""
+	alive && get=$("${rb[@]}" -t get -n "$REQS" -r "$KEYS" -d "$VSIZE" -c 20 -P 1 --csv 2>/dev/null | bench_csv)
 	kill -0 "$pid" 2>/dev/null || get=""
-	set=$("${rb[@]}" --dbnum 1 -t set -n "$REQS" -r "$KEYS" -d "$VSIZE" -c 20 --csv 2>/dev/null | bench_csv)
+	alive && set=$("${rb[@]}" --dbnum 1 -t set -n "$REQS" -r "$KEYS" -d "$VSIZE" -c 20 --csv 2>/dev/null | bench_csv)
 	kill -0 "$pid" 2>/dev/null || set=""
 	"${cli[@]}" -n 1 flushdb >/dev/null 2>&1
 	digest2=$("${cli[@]}" debug digest 2>/dev/null)
