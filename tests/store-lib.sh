@@ -1,16 +1,19 @@
 # store-lib.sh - sourced by the t-store-*.sh scripts after lib.sh: where the
 # store test programs are, a memcached pool, and a paused verify run.
 
-# store_bin NAME: the sanitized build of tests/NAME.c if there is one, else the
-# plain one (built on demand).
+# store_bin NAME: the sanitized build of tests/NAME.c if it is newer than its
+# sources, else the plain one (rebuilt when older than its sources).
 store_bin() {
-	local name=$1
-	if [ -z "${FM_NO_SAN:-}" ] && [ -x "$FM_SAN_BUILD/tests/$name" ] &&
-		[ "$FM_SAN_BUILD/tests/$name" -nt "$FM_ROOT/tests/$name.c" ]; then
+	local name=$1 f newest
+	newest=$FM_ROOT/tests/$name.c
+	for f in "$FM_ROOT"/src/store/*.[ch] "$FM_ROOT"/include/fluidmem/store.h; do
+		[ "$f" -nt "$newest" ] && newest=$f
+	done
+	if [ -z "${FM_NO_SAN:-}" ] && [ "$FM_SAN_BUILD/tests/$name" -nt "$newest" ]; then
 		echo "$FM_SAN_BUILD/tests/$name"
 		return
 	fi
-	if [ ! -x "$FM_BUILD/tests/$name" ] || [ "$FM_ROOT/tests/$name.c" -nt "$FM_BUILD/tests/$name" ]; then
+	if ! [ "$FM_BUILD/tests/$name" -nt "$newest" ]; then
 		make -C "$FM_ROOT" -s "build/tests/$name" >&2 || fail "cannot build tests/$name"
 	fi
 	echo "$FM_BUILD/tests/$name"

@@ -4,7 +4,10 @@
 # correct from its other copy; writes with the server dead still succeed and
 # a fresh handle (which finds the server dead at open) reads them all back;
 # once the server is restarted empty, a running handle takes it back (its
-# missing copies fall back to the other one) and new writes reach it.
+# missing copies fall back to the other one) and new writes reach it; a
+# server that misses writes while stopped (SIGSTOP) keeps stale copies, which
+# reads reject in favour of the current copy (by the version asked for, or
+# without one by the newest of all copies).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/store-lib.sh"
 
@@ -50,4 +53,19 @@ back=$($MCRAW "$victim" has "$T/keys" | wc -l)
 note "after the restart the victim holds $back copies again"
 [ "$back" -gt $((N / 3)) ] || fail "new writes do not reach the restarted server ($back copies)"
 "$CHECK" -n $N -r 3 -g 3 "$URL" verify || fail "generation 3 not read back"
+# Stale copies: version 5 everywhere, then version 6 written while server 0
+# is stopped, so its copies stay at version 5. Reads that ask for version 6
+# must skip them.
+"$CHECK" -n $N -r 4 -g 5 -V 5 "$URL" write || fail "write version 5"
+kill -STOP "${MC_PIDS[0]}"
+"$CHECK" -n $N -r 4 -g 6 -V 6 "$URL" write >"$T/v6.out" || { kill -CONT "${MC_PIDS[0]}"; cat "$T/v6.out"; fail "write version 6 with a server stopped"; }
+kill -CONT "${MC_PIDS[0]}"
+tail -n 1 "$T/v6.out"
+# The setup must really leave stale copies: read server 0 alone for version 5.
+"$CHECK" -n $N -r 4 -g 5 -V 5 "memcached://127.0.0.1:${MC_PORTS[0]}" verify >"$T/v5.out"
+stale=$(grep -o ' ok=[0-9]*' "$T/v5.out" | cut -d= -f2)
+note "server ${MC_PORTS[0]} holds $stale stale (version 5) copies"
+[ "${stale:-0}" -gt 0 ] || fail "no stale copies were left: the reads below would prove nothing"
+"$CHECK" -n $N -r 4 -g 6 -V 6 "$URL" verify || fail "a versioned read returned a stale copy"
+"$CHECK" -n $N -r 4 -g 6 "$URL" verify || fail "an unversioned read returned a stale copy"
 exit 0

@@ -15,7 +15,9 @@
  * each copy's server, then one round-trip barrier per server, sent to all
  * servers before waiting for any, proves each server took them all.
  * Removes are pipelined the same way, as expired empty values (see
- * TOMBSTONE_EXPTIME); an empty value reads as missing.
+ * TOMBSTONE_EXPTIME); an empty value reads as missing. With replicas > 1, a
+ * read without an expected version asks every copy and keeps the newest (see
+ * next_stamp): a server back from an outage may hold stale copies.
  *
  * Outages: a server that fails is closed and marked down; it is retried on
  * use after a backoff (50 ms doubling to 2 s). A call whose pages have no
@@ -83,6 +85,8 @@ struct mc_store {
 	uint8_t *tried;             /* copies tried so far this pass */
 	uint8_t *flags;
 	uint8_t *copies;            /* writes: copies stored */
+	uint64_t *best;             /* reads of every copy: version of the copy kept */
+	unsigned char *tmp;         /* one page: a copy being compared */
 	char (*keys)[FM_KEY_MAX];
 	size_t *keylen;
 	const char **kp;            /* multi-get key arrays of one server */
@@ -269,6 +273,7 @@ static int reserve(struct mc_store *s, size_t n, int sealed)
 	GROW(s->tried, c);
 	GROW(s->flags, c);
 	GROW(s->copies, c);
+	GROW(s->best, c * sizeof(*s->best));
 	GROW(s->keys, c * sizeof(*s->keys));
 	GROW(s->keylen, c * sizeof(*s->keylen));
 	GROW(s->kp, c * sizeof(*s->kp));
@@ -289,6 +294,7 @@ static void prepare(struct mc_store *s, const struct fm_page_key *key, size_t i)
 	s->tried[i] = 0;
 	s->flags[i] = 0;
 	s->copies[i] = 0;
+	s->best[i] = 0;
 }
 
 static void groups_clear(struct mc_store *s)
@@ -313,6 +319,33 @@ static uint64_t wait_target(struct mc_store *s, size_t i, uint64_t now)
 			t = v->next_try;
 	}
 	return t;
+}
+
+/* ---- versions ---- */
+
+/* A write the caller gives no version is sealed with a stamp: a realtime
+ * clock in ns, strictly increasing within the process (all handles). A read
+ * without an expected version then asks every live copy and keeps the newest,
+ * because a server that missed writes while it was unreachable still holds
+ * older copies. With versions from the caller, the first copy that matches
+ * is enough. */
+static uint64_t next_stamp(void)
+{
+	static _Atomic uint64_t last;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t prev = last;
+	uint64_t want;
+	do
+		want = now > prev ? now : prev + 1;
+	while (!__atomic_compare_exchange_n(&last, &prev, want, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return want;
+}
+
+static int every_copy(const struct mc_store *s, const struct fm_store_io *io)
+{
+	return s->replicas > 1 && io->version == 0;
 }
 
 /* ---- read ---- */
@@ -375,12 +408,23 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 				s->kl[g] = 0; /* a tombstone not yet reaped: missing */
 				continue;
 			}
-			int st = fm_unseal(&ios[i].key, ios[i].version, memcached_result_value(&res), vlen,
-					   ios[i].page, NULL);
-			if (st == FM_STORE_OK)
-				s->flags[i] |= ST_DONE;
-			else
+			const char *val = memcached_result_value(&res);
+			if (!every_copy(s, &ios[i])) {
+				if (fm_unseal(&ios[i].key, ios[i].version, val, vlen, ios[i].page, NULL) == FM_STORE_OK)
+					s->flags[i] |= ST_DONE;
+				else
+					s->flags[i] |= ST_CORRUPT;
+				continue;
+			}
+			/* Keep the newest valid copy. */
+			uint64_t ver;
+			if (fm_unseal(&ios[i].key, 0, val, vlen, s->tmp, &ver) != FM_STORE_OK) {
 				s->flags[i] |= ST_CORRUPT;
+			} else if (!(s->flags[i] & ST_DONE) || ver > s->best[i]) {
+				memcpy(ios[i].page, s->tmp, FM_PAGE_SIZE);
+				s->best[i] = ver;
+				s->flags[i] |= ST_DONE;
+			}
 		}
 		memcached_result_free(&res);
 		rc = call_result(v->mc, rc);
@@ -415,6 +459,20 @@ static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
 			for (size_t i = 0; i < n; i++) {
 				if (s->flags[i] & ST_DONE)
 					continue;
+				if (every_copy(s, &ios[i])) {
+					/* ask every live copy at once */
+					if (s->tried[i] >= s->replicas)
+						continue;
+					for (unsigned r = 0; r < s->replicas; r++) {
+						struct mc_server *v = &s->srv[s->order[i * s->replicas + r]];
+						if (srv_usable(s, v)) {
+							v->grp[v->ngrp++] = i;
+							pending++;
+						}
+					}
+					s->tried[i] = (uint8_t)s->replicas;
+					continue;
+				}
 				while (s->tried[i] < s->replicas) {
 					struct mc_server *v = &s->srv[s->order[i * s->replicas + s->tried[i]]];
 					if (srv_usable(s, v)) {
@@ -518,7 +576,8 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		prepare(s, &ios[i].key, i);
-		fm_seal(&ios[i].key, ios[i].version, ios[i].page, s->sealed + i * FM_SEALED_SIZE);
+		fm_seal(&ios[i].key, ios[i].version ? ios[i].version : next_stamp(), ios[i].page,
+			s->sealed + i * FM_SEALED_SIZE);
 	}
 	uint64_t deadline = now_ns() + s->retry_ms * 1000000ull;
 	for (;;) {
@@ -607,6 +666,8 @@ static void mc_close(struct fm_store *base)
 	free(s->tried);
 	free(s->flags);
 	free(s->copies);
+	free(s->best);
+	free(s->tmp);
 	free(s->keys);
 	free(s->keylen);
 	free(s->kp);
@@ -635,7 +696,8 @@ static int mc_open(const char *url, struct fm_store **out, char *err, size_t err
 		s->timeout_ms = u->timeout_ms;
 		s->retry_ms = u->retry_ms;
 		s->srv = calloc(s->nsrv, sizeof(*s->srv));
-		if (!s->srv)
+		s->tmp = malloc(FM_PAGE_SIZE);
+		if (!s->srv || !s->tmp)
 			rc = -ENOMEM;
 	}
 	unsigned up = 0;
