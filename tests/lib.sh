@@ -89,3 +89,25 @@ start_redis() {
 stat_of() {
 	"$FLUIDMEM" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['totals']['$1'])"
 }
+
+# json_get FILE KEY: a top-level number from a --stats-json file.
+json_get() {
+	python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"
+}
+
+# assert_paging FILE: the run faulted pages back from the store and evicted.
+assert_paging() {
+	local ev fs
+	ev=$(json_get "$1" evictions) fs=$(json_get "$1" faults_store)
+	note "evictions=$ev faults_store=$fs"
+	[ "$ev" -gt 0 ] || fail "no evictions: the budget was never exceeded"
+	[ "$fs" -gt 0 ] || fail "no page came back from the store"
+}
+
+# fmrun BUDGET STATSFILE CMD...: run CMD under fluidmem (private monitor
+# unless FLUIDMEM_SOCKET points at one) and keep its counters.
+fmrun() {
+	local budget=$1 stats=$2
+	shift 2
+	"$FLUIDMEM" run --local-memory "$budget" --stats-json "$stats" -- "$@"
+}

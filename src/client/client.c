@@ -54,6 +54,11 @@ static struct {
 	int n;
 	bool watcher_started;
 	char err[128];
+	/* Settings read once from the environment: a forked child reconnects
+	 * before its heap is back, when a program's own getenv (bash has one)
+	 * could not run. */
+	char sock_path[108];
+	struct fm_hello hello;
 	/* fork snapshot, from prepare to the parent/child handlers */
 	struct fm_snapshot_reply snap;
 	int snap_fds[FM_SNAPSHOT_MAX];
@@ -63,6 +68,8 @@ static struct {
 	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
 	.sock = -1, .uffd = -1, .pidfd = -1,
 };
+
+int fm_in_preload;
 
 void *fm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -155,12 +162,25 @@ static int make_uffd(void)
 	return fd;
 }
 
+static void read_settings(void)
+{
+	if (G.sock_path[0])
+		return;
+	snprintf(G.sock_path, sizeof(G.sock_path), "%s", fm_default_socket());
+	const char *tag = getenv("FLUIDMEM_TAG");
+	const char *lim = getenv("FLUIDMEM_LOCAL_MEMORY");
+	if (tag)
+		snprintf(G.hello.tag, sizeof(G.hello.tag), "%s", tag);
+	if (lim && fm_parse_size(lim, &G.hello.local_limit) < 0)
+		G.hello.local_limit = 0;
+}
+
 static int connect_monitor(void)
 {
-	int s = fm_connect_unix(fm_default_socket());
+	read_settings();
+	int s = fm_connect_unix(G.sock_path);
 	if (s < 0) {
-		snprintf(G.err, sizeof(G.err), "cannot reach fluidmemd at %s: %s", fm_default_socket(),
-			 strerror(-s));
+		snprintf(G.err, sizeof(G.err), "cannot reach fluidmemd at %.90s: %s", G.sock_path, strerror(-s));
 		return s;
 	}
 	int uffd = make_uffd();
@@ -175,16 +195,9 @@ static int connect_monitor(void)
 		return e;
 	}
 	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-	struct fm_hello hello = { 0 };
-	const char *tag = getenv("FLUIDMEM_TAG");
-	const char *lim = getenv("FLUIDMEM_LOCAL_MEMORY");
-	if (tag)
-		snprintf(hello.tag, sizeof(hello.tag), "%s", tag);
-	if (lim && fm_parse_size(lim, &hello.local_limit) < 0)
-		hello.local_limit = 0;
 	G.sock = s;
 	int fds[2] = { uffd, pidfd };
-	int rc = call(FM_MSG_HELLO, &hello, sizeof(hello), fds, 2, NULL, 0, NULL, NULL);
+	int rc = call(FM_MSG_HELLO, &G.hello, sizeof(G.hello), fds, 2, NULL, 0, NULL, NULL);
 	if (rc < 0) {
 		if (!G.err[0])
 			snprintf(G.err, sizeof(G.err), "fluidmemd refused the connection: %s", strerror(-rc));
@@ -286,6 +299,8 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 	if (rc < 0) {
 		fm_sys_munmap(p, len);
 		p = NULL;
+	} else if (!fm_in_preload) {
+		fm_start_watcher(); /* the preload starts it outside malloc */
 	}
 out:
 	if (rc < 0 && fd >= 0)

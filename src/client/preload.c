@@ -95,6 +95,7 @@ static void init(void)
 	if (P.state == 0) {
 		P.init_thread = pthread_self();
 		P.state = 1;
+		fm_in_preload = 1;
 		const char *req = getenv("FLUIDMEM_REQUIRED");
 		bool required = req && strcmp(req, "1") == 0;
 		const char *heap = getenv("FLUIDMEM_HEAP");
