@@ -41,6 +41,21 @@ $MCRAW "$(holder 13)" copy "$(key 13)" "$(holder 12)" "$(key 12)" || fail "tampe
 printf '10\n11\n12\n' >"$T/corrupt"
 "$CHECK" -n $N -r 7 -c "$T/corrupt" "$POOL" verify || fail "tampered values not reported CORRUPT (or others wrong)"
 
+# replicas=2: one damaged copy is outvoted by the good one (with and without a
+# version asked for); both copies damaged is CORRUPT.
+for p in "${P[@]}"; do $MCRAW "$p" has "$T/keys2" >"$T/on2-$p"; done
+holders2() { for p in "${P[@]}"; do grep -qx "$1" "$T/on2-$p" && echo "$p"; done; }
+key2() { awk -v i="$1" '$1 == i { print $2 }' "$T/keys2"; }
+h=($(holders2 20))
+[ ${#h[@]} -eq 2 ] || fail "page 20 has ${#h[@]} copies"
+$MCRAW "${h[0]}" garbage "$(key2 20)" || fail "tamper one copy of 20"
+h=($(holders2 21))
+$MCRAW "${h[1]}" flip "$(key2 21)" || fail "tamper one copy of 21"
+h=($(holders2 22))
+$MCRAW "${h[0]}" garbage "$(key2 22)" && $MCRAW "${h[1]}" flip "$(key2 22)" || fail "tamper both copies of 22"
+echo 22 >"$T/corrupt2"
+"$CHECK" -n $N -r 8 -c "$T/corrupt2" "$POOL?replicas=2" verify || fail "replicas=2: a single bad copy was not outvoted, or two were not CORRUPT"
+
 # Nobody listening: a clear one-line error and a distinct exit code.
 dead=$(free_port)
 out=$("$CHECK" "memcached://127.0.0.1:$dead?timeout_ms=200" open)
