@@ -74,6 +74,9 @@ $(BUILD)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lm
 
+deps:
+	./scripts/install-deps.sh
+
 demo: all
 	./examples/demo.sh
 
@@ -96,5 +99,5 @@ install: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all demo test stress bench install clean
+.PHONY: all deps demo test stress bench install clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
