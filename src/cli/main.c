@@ -350,6 +350,8 @@ static int cmd_run(int argc, char **argv)
 	base = base ? base + 1 : argv[optind];
 	if (no_heap || strncmp(base, "qemu-system-", 12) == 0)
 		setenv("FLUIDMEM_HEAP", "0", 1);
+	if (strncmp(base, "qemu-system-", 12) == 0)
+		setenv("FLUIDMEM_ANON", "0", 1);
 
 	signal(SIGINT, forward_signal);
 	signal(SIGTERM, forward_signal);

@@ -13,6 +13,8 @@
  * - MAP_SHARED mappings of a memfd named FLUIDMEM_ADOPT_MEMFD (default
  *   "memory-backend-memfd": QEMU's hotpluggable guest RAM) are registered as
  *   regions as they are made.
+ * FLUIDMEM_HEAP=0 leaves malloc's memory local, FLUIDMEM_ANON=0 anonymous
+ * mmaps (`fluidmem run` sets both for qemu-system-*: only guest RAM backends).
  * What stays local: thread stacks (glibc maps them internally), small and
  * executable mappings, file mappings, and everything when no monitor answers
  * (then the program runs normally, unless FLUIDMEM_REQUIRED=1, which stops it). */
@@ -39,7 +41,8 @@
 
 static struct {
 	int state;               /* 0 untouched, 1 initialising, 2 ready */
-	bool enabled;            /* regions for mmaps (connected to a monitor) */
+	bool enabled;            /* connected to a monitor */
+	bool anon;               /* large anonymous mmaps become regions (FLUIDMEM_ANON, default 1) */
 	size_t threshold;
 	char adopt[64];          /* memfd name to adopt, "" for none */
 	pthread_t init_thread;
@@ -100,6 +103,8 @@ static void init(void)
 		bool required = req && strcmp(req, "1") == 0;
 		const char *heap = getenv("FLUIDMEM_HEAP");
 		const char *adopt = getenv("FLUIDMEM_ADOPT_MEMFD");
+		const char *anon = getenv("FLUIDMEM_ANON");
+		P.anon = !anon || strcmp(anon, "0") != 0;
 		P.threshold = env_size("FLUIDMEM_MMAP_THRESHOLD", P.threshold);
 		if (P.threshold < 4096)
 			P.threshold = 4096;
@@ -165,7 +170,7 @@ static bool adoptable_memfd(int fd)
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	init();
-	if (P.enabled && anon_private(flags, fd) && !(prot & PROT_EXEC)) {
+	if (P.enabled && P.anon && anon_private(flags, fd) && !(prot & PROT_EXEC)) {
 		if ((flags & MAP_FIXED) && fm_owns(addr, len)) {
 			/* Fresh zero memory inside a region: stays in the region. */
 			if (fm_sys_madvise(addr, len, MADV_REMOVE) == 0 && mprotect(addr, len, prot) == 0)
