@@ -26,7 +26,7 @@ VM=("$FLUIDMEM" vm)
 fake qmp
 expect 0 "fm0: 512 MiB pc-dimm, slot 0, node 0, guest-physical 0x100000000-0x11fffffff" \
 	"${VM[@]}" hotplug --qmp "$Q" --size 512M --wait-guest 2
-grep -qF "guest: accepted fm0" "$T/out" || { cat "$T/out"; fail "the queued ACPI_DEVICE_OST was lost"; }
+grep -qF "guest: acknowledged fm0" "$T/out" || { cat "$T/out"; fail "the queued ACPI_DEVICE_OST was lost"; }
 grep -q '"qom-type": "memory-backend-memfd".*"execute": "object-add"' "$T/cmds" || fail "no object-add memory-backend-memfd sent"
 grep -q '"size": 536870912' "$T/cmds" || fail "object-add without the size in bytes"
 

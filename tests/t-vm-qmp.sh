@@ -24,7 +24,7 @@ t0=$(date +%s%3N)
 "${VM[@]}" hotplug --qmp "$VM_QMP" --size 512M --id fm0 >"$T/out" 2>&1 || { cat "$T/out"; fail "hotplug failed"; }
 note "hotplug: $(($(date +%s%3N) - t0)) ms"; cat "$T/out"
 grep -q "^fm0: 512 MiB pc-dimm" "$T/out" || fail "hotplug output lacks the DIMM"
-grep -q "guest: accepted fm0" "$T/out" || fail "the guest did not acknowledge the DIMM"
+grep -q "guest: acknowledged fm0" "$T/out" || fail "the guest did not acknowledge the DIMM"
 grep -q "256 MiB boot + 512 MiB hotplugged" "$T/out" || fail "hotplug output lacks the guest's memory"
 
 "${VM[@]}" list --qmp "$VM_QMP" --json >"$T/list.json" || fail "list failed"

@@ -409,7 +409,11 @@ static int cmd_hotplug(const struct vm_opts *o)
 		if (r == 0) {
 			int64_t st = jint(jget(jget(ev, "data"), "info"), "status", -1);
 			if (st == OST_SUCCESS)
-				printf("guest: accepted %s after %" PRId64 " ms (ACPI _OST success)\n",
+				/* Linux reports success even when add_memory failed
+				 * (e.g. no boot RAM left for the memmap): the ack says
+				 * the guest saw the DIMM, not that it uses it. */
+				printf("guest: acknowledged %s after %" PRId64 " ms (ACPI _OST success; "
+				       "the guest's MemTotal shows whether it onlined the memory)\n",
 				       id, now_ms() - t0);
 			else
 				printf("guest: reported ACPI _OST status 0x%" PRIx64 " for %s "
