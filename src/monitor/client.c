@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -436,6 +437,21 @@ static void client_free(struct fm_client *c)
 	free(c);
 }
 
+/* Does the client's address space still hold its regions? After exec the
+ * old address space is gone and the uffd answers ESRCH; a program that merely
+ * closed our socket (some daemons close every descriptor) still needs them. */
+static bool client_mm_alive(struct fm_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool alive = false;
+	if (c->nmaps) {
+		struct uffdio_writeprotect wp = { .range = { c->maps[0].start, PAGE }, .mode = 0 };
+		alive = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) == 0 || errno != ESRCH;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return alive;
+}
+
 static void *client_thread(void *arg)
 {
 	struct fm_client *c = arg;
@@ -460,8 +476,12 @@ static void *client_thread(void *arg)
 			break;
 		if (pfd[2].revents || pfd[3].revents)
 			break;
-		if (pfd[1].revents && client_request(c) < 0)
-			break;
+		if (pfd[1].revents && client_request(c) < 0) {
+			if (!client_mm_alive(c))
+				break;
+			fm_log("pid %d closed its fluidmem socket; serving its regions until it exits", (int)c->pid);
+			pfd[1].fd = -1;
+		}
 	}
 	client_free(c);
 	return NULL;
