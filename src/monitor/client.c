@@ -22,9 +22,8 @@
 
 #include "fluidmemd.h"
 #include "uffd_compat.h"
+#include "validate.h"
 #include "worker.h"
-
-#define MAX_REGION_BYTES (1ull << 46) /* 64 TiB: page indexes fit 32 bits */
 
 /* The kind of an anonymous-inode fd ("[userfaultfd]", "[pidfd]"), via /proc. */
 static bool fd_is(int fd, const char *kind)
@@ -88,23 +87,12 @@ static int do_register(struct fm_client *c, const struct fm_register *rq, int me
 		       uint64_t id_out[2], const char **why)
 {
 	struct stat sb;
-	*why = "bad registration";
-	if (!rq->len || rq->len % PAGE || rq->addr % PAGE || rq->offset % PAGE) {
-		*why = "region address, length and offset must be non-zero page multiples";
-		return -EINVAL;
-	}
-	if (rq->len > MAX_REGION_BYTES || rq->addr + rq->len < rq->addr) {
-		*why = "region larger than 64 TiB";
-		return -EFBIG;
-	}
-	if (fstat(memfd, &sb) < 0 || !S_ISREG(sb.st_mode) || fcntl(memfd, F_GET_SEALS) < 0) {
-		*why = "the descriptor is not a memfd";
-		return -EBADF;
-	}
-	if ((uint64_t)sb.st_size < rq->offset + rq->len) {
-		*why = "the memfd is smaller than the registered range";
-		return -EINVAL;
-	}
+	int64_t size = -1; /* not a memfd */
+	if (fstat(memfd, &sb) == 0 && S_ISREG(sb.st_mode) && fcntl(memfd, F_GET_SEALS) >= 0)
+		size = (int64_t)sb.st_size;
+	int rc = proto_check_register(rq, size, why);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < c->nmaps; i++)
 		if (rq->addr < c->maps[i].start + c->maps[i].len &&
 		    c->maps[i].start < rq->addr + rq->len) {
@@ -139,14 +127,10 @@ static int do_grow(struct fm_client *c, const struct fm_grow *g, const char **wh
 	*why = "no such region";
 	if (!r)
 		return -ENOENT;
-	*why = "bad size";
-	if (g->new_len % PAGE || g->new_len > MAX_REGION_BYTES)
-		return -EINVAL;
-	if (fstat(r->memfd, &sb) < 0 || (uint64_t)sb.st_size < r->base_off + g->new_len) {
-		*why = "the memfd is smaller than the new length";
-		return -EINVAL;
-	}
-	int err = region_grow(r, g->new_len);
+	int err = proto_check_grow(g, r->base_off, fstat(r->memfd, &sb) < 0 ? -1 : (int64_t)sb.st_size, why);
+	if (err)
+		return err;
+	err = region_grow(r, g->new_len);
 	if (err)
 		return err;
 	for (size_t i = 0; i < c->nmaps; i++)
@@ -325,9 +309,9 @@ static int do_adopt(struct fm_client *c, const struct fm_adopt *a, const char **
 		if (c->tag)
 			atomic_fetch_add(&c->tag->resident, r->resident);
 	}
-	*why = "bad adopt range";
-	if (a->len % PAGE || a->addr % PAGE || a->offset % PAGE || a->offset / PAGE + a->len / PAGE > r->npages)
-		return -EINVAL;
+	int err = proto_check_adopt(a, r->npages, why);
+	if (err)
+		return err;
 	return map_add(c, a->addr, a->len, r, a->offset / PAGE);
 }
 

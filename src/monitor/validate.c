@@ -1,0 +1,51 @@
+/* validate.c - stateless checks of client requests (see validate.h). Kept
+ * apart from client.c so that a fuzzer can call them without a daemon, a
+ * socket or a single real descriptor. */
+#include <errno.h>
+
+#include "validate.h"
+
+#define VPAGE 4096ull
+
+int proto_check_register(const struct fm_register *rq, int64_t memfd_size, const char **why)
+{
+	*why = "bad registration";
+	if (!rq->len || rq->len % VPAGE || rq->addr % VPAGE || rq->offset % VPAGE) {
+		*why = "region address, length and offset must be non-zero page multiples";
+		return -EINVAL;
+	}
+	if (rq->len > FM_MAX_REGION_BYTES || rq->addr + rq->len < rq->addr) {
+		*why = "region larger than 64 TiB";
+		return -EFBIG;
+	}
+	if (memfd_size < 0) {
+		*why = "the descriptor is not a memfd";
+		return -EBADF;
+	}
+	if ((uint64_t)memfd_size < rq->offset + rq->len) {
+		*why = "the memfd is smaller than the registered range";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int proto_check_grow(const struct fm_grow *g, uint64_t base_off, int64_t memfd_size, const char **why)
+{
+	*why = "bad size";
+	if (g->new_len % VPAGE || g->new_len > FM_MAX_REGION_BYTES)
+		return -EINVAL;
+	if (memfd_size < 0 || (uint64_t)memfd_size < base_off + g->new_len) {
+		*why = "the memfd is smaller than the new length";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **why)
+{
+	*why = "bad adopt range";
+	if (a->len % VPAGE || a->addr % VPAGE || a->offset % VPAGE ||
+	    a->offset / VPAGE + a->len / VPAGE > npages)
+		return -EINVAL;
+	return 0;
+}
