@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "fluidmemd.h"
 #include "size.h"
 #include "worker.h"
@@ -190,6 +191,7 @@ static void gc_pending(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "local-memory", required_argument, NULL, 'm' },
 		{ "store", required_argument, NULL, 'S' },
@@ -206,8 +208,12 @@ int main(int argc, char **argv)
 	D.opt.evict_batch = 64;
 	D.opt.socket_mode = 0666;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "s:m:S:b:vqh", longopts, NULL)) != -1) {
+	/* The configuration file's settings go first: flags override them. */
+	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
+		return 2;
+	while ((opt = getopt_long(argc, argv, "c:s:m:S:b:vqh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'c': break; /* read by fm_config_argv */
 		case 's': D.opt.socket_path = optarg; break;
 		case 'm':
 			if (fm_parse_size(optarg, &budget) < 0 || budget < 16 * PAGE) {
