@@ -15,6 +15,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 STORE_LIBS := -lmemcached -lhiredis -lsodium -lxxhash
+MON_LIBS   := -lmicrohttpd
 CLI_LIBS   := -ljson-c
 COMMON_SRC := $(wildcard src/common/*.c)
 STORE_SRC  := $(wildcard src/store/*.c)
@@ -46,7 +47,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(DAEMON): $(call obj,$(MON_SRC) $(STORE_SRC) $(COMMON_SRC))
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(STORE_LIBS) -lm
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(STORE_LIBS) $(MON_LIBS) -lm
 
 $(CLI): $(call obj,$(CLI_SRC) $(COMMON_SRC))
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CLI_LIBS) -lm

@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 build=(build-essential pkg-config python3
        libmimalloc-dev libmemcached-dev libhiredis-dev libsodium-dev libxxhash-dev
-       libjson-c-dev liburing-dev clang libclang-rt-14-dev)
+       libjson-c-dev liburing-dev libmicrohttpd-dev clang libclang-rt-14-dev)
 servers=(memcached redis-server redis-tools)
 programs=(xz-utils gawk time procps util-linux)
 vm=(qemu-system-x86 busybox-static cpio)

@@ -102,6 +102,7 @@ struct fm_options {
 	unsigned socket_mode;
 	bool verbose;
 	bool quiet;            /* only problems in the log (private monitors of `fluidmem run`) */
+	const char *metrics_listen; /* ADDR:PORT of the Prometheus endpoint, NULL: none (metrics.c) */
 };
 
 struct fm_daemon {

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "fluidmemd.h"
+#include "metrics.h"
 #include "size.h"
 #include "worker.h"
 
@@ -45,6 +46,8 @@ static void usage(FILE *f)
 		"      --socket-mode MODE   permissions of the socket, octal (default 0666)\n"
 		"  -v, --verbose            log every client and region\n"
 		"  -q, --quiet              log only problems\n"
+		"      --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                           (e.g. 127.0.0.1:9464; default: none)\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -202,6 +205,7 @@ int main(int argc, char **argv)
 		{ "socket-mode", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "metrics-listen", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -238,6 +242,7 @@ int main(int argc, char **argv)
 		case 'M': D.opt.socket_mode = (unsigned)strtoul(optarg, NULL, 8); break;
 		case 'v': D.opt.verbose = true; break;
 		case 'q': D.opt.quiet = true; break;
+		case 'L': D.opt.metrics_listen = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -274,6 +279,16 @@ int main(int argc, char **argv)
 			lsock == -ENOENT ? " (does its directory exist?)" : "");
 		return 1;
 	}
+	if (D.opt.metrics_listen) {
+		char why[256];
+		if (metrics_start(D.opt.metrics_listen, why, sizeof(why)) < 0) {
+			fprintf(stderr, "fluidmemd: --metrics-listen: %s\n", why);
+			close(lsock);
+			unlink(D.opt.socket_path);
+			return 1;
+		}
+		fm_info("metrics at http://%s/metrics", D.opt.metrics_listen);
+	}
 	fm_info("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
 	       (unsigned long long)(budget >> 20), D.opt.store_url);
 
@@ -289,6 +304,7 @@ int main(int argc, char **argv)
 		gc_pending();
 	}
 	fm_info("shutting down");
+	metrics_stop();
 	close(lsock);
 	unlink(D.opt.socket_path);
 	clients_stop_all();
