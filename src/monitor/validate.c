@@ -22,7 +22,8 @@ int proto_check_register(const struct fm_register *rq, int64_t memfd_size, const
 		*why = "the descriptor is not a memfd";
 		return -EBADF;
 	}
-	if ((uint64_t)memfd_size < rq->offset + rq->len) {
+	/* offset + len could wrap: compare without adding */
+	if (rq->offset > (uint64_t)memfd_size || (uint64_t)memfd_size - rq->offset < rq->len) {
 		*why = "the memfd is smaller than the registered range";
 		return -EINVAL;
 	}
