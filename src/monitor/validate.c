@@ -46,7 +46,7 @@ int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **wh
 {
 	*why = "bad adopt range";
 	if (a->len % VPAGE || a->addr % VPAGE || a->offset % VPAGE ||
-	    a->offset / VPAGE + a->len / VPAGE > npages)
+	    a->offset / VPAGE + a->len / VPAGE > npages || a->addr + a->len < a->addr)
 		return -EINVAL;
 	return 0;
 }
