@@ -48,6 +48,7 @@ for mode in $MODES; do
 		continue
 	fi
 	pgdata=$PGROOT/pg-$mode sock=$PGROOT/sock-$mode
+	rm -rf "$pgdata" "$sock"
 	mkdir -p "$pgdata" "$sock"
 	chown postgres: "$pgdata" "$sock"
 	chmod 700 "$pgdata"
