@@ -130,8 +130,8 @@ static int open_uffd(void)
 	return dev >= 0 ? dev : -errno;
 }
 
-/* A userfaultfd with the features regions need. */
-static int make_uffd(void)
+/* A userfaultfd with the features regions need; *flags gets FM_HELLO_*. */
+static int make_uffd(uint32_t *flags)
 {
 	const uint64_t need = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
 			      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_MISSING_SHMEM;
@@ -159,6 +159,8 @@ static int make_uffd(void)
 		close(fd);
 		return rc;
 	}
+	*flags = ((api2.features & UFFD_FEATURE_WP_UNPOPULATED) ? FM_HELLO_WP_UNPOPULATED : 0) |
+		 ((api2.features & UFFD_FEATURE_POISON) ? FM_HELLO_POISON : 0);
 	return fd;
 }
 
@@ -183,7 +185,7 @@ static int connect_monitor(void)
 		snprintf(G.err, sizeof(G.err), "cannot reach fluidmemd at %.90s: %s", G.sock_path, strerror(-s));
 		return s;
 	}
-	int uffd = make_uffd();
+	int uffd = make_uffd(&G.hello.flags);
 	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (uffd < 0 || pidfd < 0) {
 		int e = uffd < 0 ? uffd : -errno;

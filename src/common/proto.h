@@ -43,10 +43,15 @@ struct fm_msg_hdr {
 	int32_t status;  /* replies: 0 or -errno; payload may carry a text reason */
 };
 
+/* fm_hello.flags: what the client's userfaultfd can do */
+#define FM_HELLO_WP_UNPOPULATED 1u /* write-protect reaches pages it has not mapped yet:
+				    * the monitor may fill pages behind its back (prefetch) */
+#define FM_HELLO_POISON 2u
+
 struct fm_hello {
 	uint64_t local_limit;    /* bytes resident for this tag, 0 = only the global budget */
 	char tag[FM_TAG_MAX];    /* groups the processes of one `fluidmem run` for stats and limits */
-	uint32_t flags;
+	uint32_t flags;          /* FM_HELLO_* */
 	uint32_t pad;
 };
 
@@ -102,7 +107,7 @@ struct fm_tag_req {
 /* The scalar counters of struct fm_stats, for code that prints them all. */
 #define FM_STATS_FIELDS(X) \
 	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \
-	X(evictions) X(pages_written) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
+	X(evictions) X(pages_prefetched) X(pages_written) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
 	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients)
 
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
@@ -114,6 +119,7 @@ struct fm_stats {
 	uint64_t faults_spurious;  /* already resident when read: just woken */
 	uint64_t faults_poisoned;  /* delivered as SIGBUS */
 	uint64_t evictions;
+	uint64_t pages_prefetched; /* made resident ahead of a fault (sequential streams) */
 	uint64_t pages_written;    /* evicted pages written to the store */
 	uint64_t pages_zero_skipped; /* evicted all-zero pages not written */
 	uint64_t bytes_in, bytes_out;

@@ -119,7 +119,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	bool zero[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		const char *src = r->mon + v[i] * PAGE;
-		zero[i] = page_is_zero(src);
+		zero[i] = D.opt.zero_skip && page_is_zero(src);
 		if (zero[i])
 			continue;
 		struct fm_store_io *io = &w->ios[nio];
@@ -179,8 +179,11 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 			  (off_t)(r->base_off + gone[i] * PAGE), (off_t)((j - i + 1) * PAGE));
 		i = j;
 	}
+	/* Lifting the protection wakes the waiters and clears the markers the
+	 * protection left on the emptied entries, so a page later prefetched
+	 * there is not write-protected. */
 	for (unsigned i = 0; i < evicted; i++)
-		uffd_range(uffd, UFFDIO_WAKE, page_addr(c, r, gone[i]), PAGE, 0);
+		uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, gone[i]), PAGE, 0);
 
 	r->resident -= evicted;
 	c->st.evictions += evicted;

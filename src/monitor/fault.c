@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -50,7 +51,15 @@ static void poison(struct fm_client *c, uint64_t addr)
 {
 	struct uffdio_poison p = { .range = { addr, PAGE }, .mode = 0 };
 	c->st.faults_poisoned++;
-	if (ioctl(c->uffd, UFFDIO_POISON, &p) == 0 || errno == EEXIST)
+	int rc = ioctl(c->uffd, UFFDIO_POISON, &p);
+	if (rc < 0 && errno == EEXIST) {
+		/* A write-protect marker holds the entry: lift it (without waking
+		 * the thread onto an empty page) and poison again. */
+		struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE };
+		ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp);
+		rc = ioctl(c->uffd, UFFDIO_POISON, &p);
+	}
+	if (rc == 0)
 		return;
 	if (errno == ENOENT || errno == ESRCH) {
 		c->dead = true;
@@ -89,9 +98,13 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	if (w && fm_store_read(w->store, &io, 1) < 0)
 		io.status = FM_STORE_UNAVAILABLE;
 	if (io.status != FM_STORE_OK) {
-		fm_log("pid %d: page %llu of region %016llx%016llx: %s; delivering SIGBUS at %#llx",
+		char health[256] = "";
+		if (w && w->store->ops->describe)
+			w->store->ops->describe(w->store, health, sizeof(health));
+		fm_log("pid %d: page %llu of region %016llx%016llx: %s; delivering SIGBUS at %#llx [store: %s]",
 		       (int)c->pid, (unsigned long long)p, (unsigned long long)r->id[0],
-		       (unsigned long long)r->id[1], fm_store_strstatus(io.status), (unsigned long long)addr);
+		       (unsigned long long)r->id[1], fm_store_strstatus(io.status), (unsigned long long)addr,
+		       health);
 		c->st.store_errors++;
 		r->stored--;
 		*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_LOST);
@@ -115,6 +128,110 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		*s |= PS_QUEUED;
 	r->resident++;
 	account_resident(c, 1);
+}
+
+/* Install n pages at client address addr: copies from src, or zero pages
+ * when src is NULL, without waking anyone. Returns how many went in; a page
+ * already present (EEXIST) ends the run early. */
+static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n)
+{
+	if (src) {
+		struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)src, .len = n * PAGE,
+					  .mode = UFFDIO_COPY_MODE_DONTWAKE };
+		if (ioctl(c->uffd, UFFDIO_COPY, &cp) == 0)
+			return n;
+		return cp.copy > 0 ? (uint64_t)cp.copy / PAGE : 0;
+	}
+	struct uffdio_zeropage z = { .range = { addr, n * PAGE }, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
+	if (ioctl(c->uffd, UFFDIO_ZEROPAGE, &z) == 0)
+		return n;
+	return z.zeropage > 0 ? (uint64_t)z.zeropage / PAGE : 0;
+}
+
+static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, uint8_t *s)
+{
+	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
+	if (!(*s & PS_QUEUED) && region_queue_push(r, q) == 0)
+		*s |= PS_QUEUED;
+	r->resident++;
+	account_resident(c, 1);
+	c->st.pages_prefetched++;
+}
+
+/* Sequential prefetch. Two faults on consecutive pages, or a fault just past
+ * the last window, start or continue a stream; the window doubles while the
+ * stream goes on (4, 8, ... --prefetch pages). The window's pages are
+ * installed with UFFDIO_COPY / UFFDIO_ZEROPAGE over whole runs, so each page
+ * appears with its contents at once and the client touches it with no fault
+ * at all. (Writing them through the monitor's mapping would be cheaper but
+ * lets the client see a page between its allocation and its contents.) */
+static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
+{
+	bool stream = p == r->last_fault + 1 || (r->pf_next && p == r->pf_next);
+	r->last_fault = p;
+	if (!stream || !D.opt.prefetch_max) {
+		r->pf_win = 0;
+		r->pf_next = 0;
+		return;
+	}
+	unsigned win = r->pf_win ? r->pf_win * 2 : 4;
+	if (win > D.opt.prefetch_max)
+		win = D.opt.prefetch_max;
+	r->pf_win = win;
+	r->pf_next = p + win + 1;
+	struct fm_worker *w = worker_get();
+	if (!w)
+		return;
+	/* The window: pages after p of one kind (all never-touched, or all
+	 * stored), contiguous in the client's map. */
+	struct fm_map *m = map_find(c, addr);
+	uint64_t map_end = m ? m->page + m->len / PAGE : p + 1;
+	uint64_t end = p + 1 + win;
+	if (end > r->npages)
+		end = r->npages;
+	if (end > map_end)
+		end = map_end;
+	uint64_t n = 0;
+	int kind = -1;
+	for (uint64_t q = p + 1; q < end; q++, n++) {
+		uint8_t *s = page_state(r, q, true);
+		int k = s ? (*s & PS_STATE) : -1;
+		if ((k != PS_EMPTY && k != PS_STORED) || (kind >= 0 && k != kind))
+			break;
+		kind = k;
+	}
+	if (!n)
+		return;
+	make_room(c, n);
+	if (kind == PS_STORED) {
+		for (uint64_t i = 0; i < n; i++) {
+			struct fm_store_io *io = &w->ios[i];
+			io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, p + 1 + i };
+			io->page = w->pages + i * PAGE;
+			io->version = 0;
+		}
+		if (fm_store_read(w->store, w->ios, n) < 0)
+			return;
+		for (uint64_t i = 0; i < n; i++)
+			if (w->ios[i].status != FM_STORE_OK) {
+				n = i; /* stop before a page its own fault must report */
+				break;
+			}
+	}
+	uint64_t got = install(c, addr + PAGE, kind == PS_STORED ? w->pages : NULL, n);
+	for (uint64_t i = 0; i < got; i++) {
+		uint64_t q = p + 1 + i;
+		uint8_t *s = page_state(r, q, false);
+		if (kind == PS_STORED) {
+			if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
+				fm_store_remove(w->store, &w->ios[i].key, 1);
+				*s &= (uint8_t)~PS_INSTORE;
+			}
+			r->stored--;
+			c->st.bytes_in += PAGE;
+		}
+		mark_resident(c, r, q, s);
+	}
 }
 
 static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64_t t0)
@@ -167,6 +284,7 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 		break;
 	}
 	record_latency(c, t0);
+	prefetch(c, r, p, addr);
 }
 
 /* [start, end) of the client's address space: pages become zeros. */
@@ -205,10 +323,12 @@ static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
 	}
 }
 
-/* Read and handle everything pending on the client's userfaultfd. */
-void handle_uffd(struct fm_client *c)
+/* Read and handle everything pending on the client's userfaultfd. Returns
+ * the number of messages handled. */
+unsigned handle_uffd(struct fm_client *c)
 {
 	struct uffd_msg msgs[MSG_BATCH];
+	unsigned handled = 0;
 	for (;;) {
 		ssize_t n = read(c->uffd, msgs, sizeof(msgs));
 		if (n < 0) {
@@ -216,8 +336,9 @@ void handle_uffd(struct fm_client *c)
 				fm_log("pid %d: reading userfaultfd: %s", (int)c->pid, strerror(errno));
 				c->dead = true;
 			}
-			return;
+			return handled;
 		}
+		handled += (unsigned)((size_t)n / sizeof(msgs[0]));
 		uint64_t t0 = fm_now_ns();
 		pthread_mutex_lock(&c->lock);
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
@@ -228,6 +349,6 @@ void handle_uffd(struct fm_client *c)
 		}
 		pthread_mutex_unlock(&c->lock);
 		if ((size_t)n < sizeof(msgs))
-			return;
+			return handled;
 	}
 }

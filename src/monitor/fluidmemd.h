@@ -48,6 +48,9 @@ struct fm_region {
 	uint32_t *queue;       /* FIFO of resident page indexes (ring) */
 	uint64_t qcap, qhead, qlen;
 	uint64_t resident, stored;
+	uint64_t last_fault;   /* sequential stream detection for prefetch */
+	uint64_t pf_next;      /* first page after the last prefetch window */
+	unsigned pf_win;       /* current window, doubles while the stream goes on */
 	uint32_t flags;        /* FM_REGISTER_* */
 	struct fm_region *next;
 };
@@ -62,6 +65,7 @@ struct fm_map {
 struct fm_client {
 	int sock, uffd, pidfd, wake_fd;
 	pid_t pid;
+	uint32_t features;     /* FM_HELLO_* */
 	uid_t uid;
 	gid_t gid;
 	pthread_t thread;
@@ -103,6 +107,9 @@ struct fm_options {
 	bool verbose;
 	bool quiet;            /* only problems in the log (private monitors of `fluidmem run`) */
 	const char *metrics_listen; /* ADDR:PORT of the Prometheus endpoint, NULL: none (metrics.c) */
+	unsigned poll_us;      /* after a fault, keep reading the uffd this long before sleeping */
+	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
+	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 };
 
 struct fm_daemon {
@@ -144,7 +151,7 @@ void client_release_unmapped(struct fm_client *c, struct fm_store *st);
 
 /* fault.c */
 struct fm_store *thread_store(void);
-void handle_uffd(struct fm_client *c);
+unsigned handle_uffd(struct fm_client *c);
 
 /* evict.c */
 void make_room(struct fm_client *c, uint64_t need);

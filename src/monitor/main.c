@@ -48,6 +48,11 @@ static void usage(FILE *f)
 		"  -q, --quiet              log only problems\n"
 		"      --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 		"                           (e.g. 127.0.0.1:9464; default: none)\n"
+		"      --poll-us N          after a fault, keep polling for the next one for N\n"
+		"                           microseconds before sleeping (0: never; default 50)\n"
+		"      --prefetch N         largest sequential prefetch window, pages (0: off;\n"
+		"                           default 64)\n"
+		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -206,6 +211,9 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "metrics-listen", required_argument, NULL, 'L' },
+		{ "poll-us", required_argument, NULL, 'P' },
+		{ "prefetch", required_argument, NULL, 'F' },
+		{ "no-zero-skip", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -214,6 +222,9 @@ int main(int argc, char **argv)
 	D.opt.store_url = "local://";
 	D.opt.evict_batch = 64;
 	D.opt.socket_mode = 0666;
+	D.opt.poll_us = 50;
+	D.opt.prefetch_max = 64;
+	D.opt.zero_skip = true;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -243,6 +254,27 @@ int main(int argc, char **argv)
 		case 'v': D.opt.verbose = true; break;
 		case 'q': D.opt.quiet = true; break;
 		case 'L': D.opt.metrics_listen = optarg; break;
+		case 'P': {
+			char *end;
+			unsigned long us = strtoul(optarg, &end, 10);
+			if (*end || us > 1000000) {
+				fprintf(stderr, "fluidmemd: --poll-us must be 0..1000000\n");
+				return 2;
+			}
+			D.opt.poll_us = (unsigned)us;
+			break;
+		}
+		case 'F': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n > FM_BATCH_MAX) {
+				fprintf(stderr, "fluidmemd: --prefetch must be 0..%d\n", FM_BATCH_MAX);
+				return 2;
+			}
+			D.opt.prefetch_max = (unsigned)n;
+			break;
+		}
+		case 'Z': D.opt.zero_skip = false; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
