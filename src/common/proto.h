@@ -32,6 +32,7 @@ enum fm_msg_type {
 	FM_MSG_TAG_STATS = 18,  /* payload fm_tag_req, reply fm_stats */
 	FM_MSG_EVICT = 19,      /* payload fm_tag_req (empty tag: all): evict now */
 	FM_MSG_SHUTDOWN = 20,   /* root only: stop the daemon */
+	FM_MSG_SET_TAG_LIMIT = 21, /* payload fm_set_tag_limit, reply fm_evict_reply */
 	FM_MSG_REPLY = 64,
 };
 
