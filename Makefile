@@ -88,6 +88,11 @@ test: all
 stress: all
 	./tests/run.sh --stress
 
+# Every fuzz/fuzz-*.c under libFuzzer (clang) for FUZZ_SECONDS (default 60)
+# each, into build-fuzz/; fails on a crash. See fuzz/fuzz.mk, docs/fuzzing.md.
+fuzz:
+	$(MAKE) -f fuzz/fuzz.mk run
+
 bench: all
 	./bench/run.sh
 
@@ -100,5 +105,5 @@ install: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all deps demo test stress bench install clean
+.PHONY: all deps demo test stress fuzz bench install clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -105,6 +105,17 @@ struct fm_tag_req {
 	char tag[FM_TAG_MAX];
 };
 
+/* Reply of FM_MSG_EVICT and FM_MSG_SET_TAG_LIMIT. */
+struct fm_evict_reply {
+	uint64_t pages;          /* pages evicted */
+	uint64_t clients;        /* processes they were taken from */
+};
+
+struct fm_set_tag_limit {
+	uint64_t bytes;          /* the tag's resident limit; 0: only the global budget */
+	char tag[FM_TAG_MAX];
+};
+
 /* The scalar counters of struct fm_stats, for code that prints them all. */
 #define FM_STATS_FIELDS(X) \
 	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \

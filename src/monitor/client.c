@@ -77,7 +77,7 @@ static struct fm_tag *tag_get(const char *name, uint64_t limit_pages)
 		t->next = D.tags;
 		D.tags = t;
 	}
-	if (limit_pages)
+	if (limit_pages && !t->limit_pages) /* kept once set: `fluidmem resize --tag` outlives new processes */
 		t->limit_pages = limit_pages;
 	t->clients++;
 	return t;

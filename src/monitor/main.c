@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "fluidmemd.h"
 #include "metrics.h"
 #include "size.h"
@@ -125,6 +126,29 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 		tag[FM_TAG_MAX - 1] = 0;
 		tag_stats(tag, &s);
 		fm_send(sock, FM_MSG_REPLY, 0, &s, sizeof(s), NULL, 0);
+		return;
+	}
+	case FM_MSG_EVICT:
+	case FM_MSG_SET_TAG_LIMIT: {
+		struct fm_evict_reply out;
+		const char *why = "bad request";
+		char tag[FM_TAG_MAX];
+		int rc = -EINVAL;
+		if (h->type == FM_MSG_EVICT && h->len == sizeof(struct fm_tag_req)) {
+			memcpy(tag, ((const struct fm_tag_req *)payload)->tag, FM_TAG_MAX);
+			tag[FM_TAG_MAX - 1] = 0;
+			rc = ctl_evict(tag, uid, &out, &why);
+		} else if (h->type == FM_MSG_SET_TAG_LIMIT && h->len == sizeof(struct fm_set_tag_limit)) {
+			struct fm_set_tag_limit rq;
+			memcpy(&rq, payload, sizeof(rq));
+			memcpy(tag, rq.tag, FM_TAG_MAX);
+			tag[FM_TAG_MAX - 1] = 0;
+			rc = ctl_set_tag_limit(tag, rq.bytes, uid, &out, &why);
+		}
+		if (rc < 0)
+			fm_send(sock, FM_MSG_REPLY, rc, why, (uint32_t)strlen(why) + 1, NULL, 0);
+		else
+			fm_send(sock, FM_MSG_REPLY, 0, &out, sizeof(out), NULL, 0);
 		return;
 	}
 	case FM_MSG_SHUTDOWN:
