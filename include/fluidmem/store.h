@@ -42,8 +42,12 @@ struct fm_store_io {
 	struct fm_page_key key;
 	void *page;          /* FM_PAGE_SIZE bytes: source of a write, destination of a read */
 	uint64_t version;    /* write: version to seal with; read: version expected (0 = any) */
+	const unsigned char *secret; /* FM_SECRET_SIZE bytes, the region's key: remote backends
+				      * encrypt and authenticate the page with it; NULL: checksum only */
 	int status;          /* enum fm_store_status, set by the call */
 };
+
+#define FM_SECRET_SIZE 32
 
 struct fm_store;
 

@@ -158,9 +158,7 @@ static void copy_stored(struct fm_region *cl, struct fm_store *st, struct fm_wor
 			*page_state(cl, w->ios[k].key.page, true) = PS_LOST;
 			continue;
 		}
-		w->ios[ok] = w->ios[k];
-		w->ios[ok].key.region[0] = cl->id[0];
-		w->ios[ok].key.region[1] = cl->id[1];
+		io_for(&w->ios[ok], cl, w->ios[k].key.page, w->ios[k].page);
 		ok++;
 	}
 	if (ok && fm_store_write(st, w->ios, ok) < 0)
@@ -233,10 +231,7 @@ static void do_snapshot(struct fm_client *c)
 					region_queue_push(cl, p);
 					cl->resident++;
 				} else {
-					struct fm_store_io *io = &w->ios[nio];
-					io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, p };
-					io->page = w->pages + (size_t)nio * PAGE;
-					io->version = 0;
+					io_for(&w->ios[nio], r, p, w->pages + (size_t)nio * PAGE);
 					if (++nio == FM_BATCH_MAX) {
 						copy_stored(cl, st, w, nio);
 						nio = 0;

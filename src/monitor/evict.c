@@ -122,14 +122,8 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		zero[i] = D.opt.zero_skip && page_is_zero(src);
 		if (zero[i])
 			continue;
-		struct fm_store_io *io = &w->ios[nio];
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
-		io->key.region[0] = r->id[0];
-		io->key.region[1] = r->id[1];
-		io->key.page = v[i];
-		io->page = w->pages + (size_t)nio * PAGE;
-		io->version = 0;
-		io->status = FM_STORE_UNAVAILABLE;
+		io_for(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
 		nio++;
 	}
 	if (nio && fm_store_write(st, w->ios, nio) < 0)

@@ -90,11 +90,8 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
 static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
 {
 	struct fm_worker *w = worker_get();
-	struct fm_store_io io = {
-		.key = { { r->id[0], r->id[1] }, p },
-		.page = w ? w->pages : NULL,
-		.status = FM_STORE_UNAVAILABLE,
-	};
+	struct fm_store_io io;
+	io_for(&io, r, p, w ? w->pages : NULL);
 	if (w && fm_store_read(w->store, &io, 1) < 0)
 		io.status = FM_STORE_UNAVAILABLE;
 	if (io.status != FM_STORE_OK) {
@@ -204,12 +201,8 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		return;
 	make_room(c, n);
 	if (kind == PS_STORED) {
-		for (uint64_t i = 0; i < n; i++) {
-			struct fm_store_io *io = &w->ios[i];
-			io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, p + 1 + i };
-			io->page = w->pages + i * PAGE;
-			io->version = 0;
-		}
+		for (uint64_t i = 0; i < n; i++)
+			io_for(&w->ios[i], r, p + 1 + i, w->pages + i * PAGE);
 		if (fm_store_read(w->store, w->ios, n) < 0)
 			return;
 		for (uint64_t i = 0; i < n; i++)

@@ -38,6 +38,7 @@ struct fm_client;
 
 struct fm_region {
 	uint64_t id[2];
+	unsigned char secret[FM_SECRET_SIZE]; /* encryption key of its stored pages; only here */
 	struct fm_client *owner;
 	int memfd;
 	uint64_t base_off;     /* offset of page 0 in the memfd */
@@ -110,6 +111,7 @@ struct fm_options {
 	unsigned poll_us;      /* after a fault, keep reading the uffd this long before sleeping */
 	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
+	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
 };
 
 struct fm_daemon {
@@ -126,6 +128,16 @@ struct fm_daemon {
 };
 
 extern struct fm_daemon D;
+
+/* A store request for page `page` of r, into or out of buf. */
+static inline void io_for(struct fm_store_io *io, const struct fm_region *r, uint64_t page, void *buf)
+{
+	io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, page };
+	io->page = buf;
+	io->version = 0;
+	io->secret = D.opt.encrypt ? r->secret : NULL;
+	io->status = FM_STORE_UNAVAILABLE;
+}
 
 /* log.c */
 void fm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -54,6 +54,8 @@ static void usage(FILE *f)
 		"      --prefetch N         largest sequential prefetch window, pages (0: off;\n"
 		"                           default 64)\n"
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
+		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
+		"                           not encrypted with the region's key\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -238,6 +240,7 @@ int main(int argc, char **argv)
 		{ "poll-us", required_argument, NULL, 'P' },
 		{ "prefetch", required_argument, NULL, 'F' },
 		{ "no-zero-skip", no_argument, NULL, 'Z' },
+		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -249,6 +252,7 @@ int main(int argc, char **argv)
 	D.opt.poll_us = 50;
 	D.opt.prefetch_max = 64;
 	D.opt.zero_skip = true;
+	D.opt.encrypt = true;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -299,6 +303,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'Z': D.opt.zero_skip = false; break;
+		case 'E': D.opt.encrypt = false; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -20,7 +20,8 @@ struct fm_region *region_new(struct fm_client *c, int memfd, uint64_t off, uint6
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if (getrandom(r->id, sizeof(r->id), 0) != sizeof(r->id)) {
+	if (getrandom(r->id, sizeof(r->id), 0) != sizeof(r->id) ||
+	    getrandom(r->secret, sizeof(r->secret), 0) != sizeof(r->secret)) {
 		*err = -errno;
 		free(r);
 		return NULL;
@@ -157,6 +158,7 @@ void region_free(struct fm_region *r, struct fm_store *st)
 		free(r->chunks[i]);
 	free(r->chunks);
 	free(r->queue);
+	explicit_bzero(r->secret, sizeof(r->secret));
 	munmap(r->mon, r->npages * PAGE);
 	close(r->memfd);
 	if (c)
