@@ -21,6 +21,7 @@
 #include "size.h"
 
 int fm_cli_vm(int argc, char **argv) __attribute__((weak));
+int fm_cli_top(int argc, char **argv);
 
 static const char *opt_socket;
 
@@ -32,7 +33,9 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  run [OPTION]... -- PROGRAM [ARG]...   run PROGRAM with its memory served by fluidmemd\n"
 		"  status [--json]                       regions, clients and counters of the monitor\n"
-		"  resize --local-memory SIZE            change the monitor's global budget\n"
+		"  top [--once] [--delay SECONDS]        live view: per process memory, faults/s, evictions/s\n"
+		"  resize --local-memory SIZE [--tag T]  change the global budget, or one tag's limit\n"
+		"  evict [--tag TAG]                     evict resident pages to the store now\n"
 		"  stop                                  stop the monitor\n"
 		"  vm hotplug|resize|list|unplug ...     remote memory for QEMU virtual machines\n"
 		"  bench                                 run the benchmarks (see docs/benchmarks.md)\n\n"
@@ -119,38 +122,146 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+static void usage_resize(FILE *f)
+{
+	fprintf(f,
+		"Usage: fluidmem resize --local-memory SIZE [--tag TAG] [--socket PATH]\n"
+		"Change the monitor's global budget of resident pages, or with --tag one tag's\n"
+		"limit (the processes of one `fluidmem run`, see TAG in fluidmem status). Pages\n"
+		"over the new limit are evicted before the command returns.\n\n"
+		"  -m, --local-memory SIZE  the new budget or limit, e.g. 512M, 4G (at least 64K;\n"
+		"                           with --tag, 0 removes the tag's own limit)\n"
+		"  -t, --tag TAG            resize this tag's limit instead of the global budget\n"
+		"  -s, --socket PATH        the monitor's socket\n"
+		"  -h, --help               show this help\n\n"
+		"The global budget is root's (or the daemon user's) to change; a user may resize\n"
+		"a tag whose processes are all theirs.\n");
+}
+
 static int cmd_resize(int argc, char **argv)
 {
 	static const struct option lo[] = { { "local-memory", required_argument, NULL, 'm' },
+					    { "tag", required_argument, NULL, 't' },
 					    { "socket", required_argument, NULL, 's' },
 					    { "help", no_argument, NULL, 'h' }, { 0 } };
-	struct fm_set_budget rq = { 0 };
+	struct fm_set_tag_limit rq = { 0 };
+	const char *tag = NULL;
+	bool have = false;
 	int o;
-	while ((o = getopt_long(argc, argv, "m:s:h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "m:t:s:h", lo, NULL)) != -1) {
 		if (o == 'm') {
 			if (fm_parse_size(optarg, &rq.bytes) < 0) {
-				fprintf(stderr, "fluidmem: invalid size '%s' (e.g. 512M, 4G)\n", optarg);
+				fprintf(stderr, "fluidmem resize: invalid size '%s' (e.g. 512M, 4G)\n", optarg);
 				return 2;
 			}
+			have = true;
+		} else if (o == 't') {
+			tag = optarg;
 		} else if (o == 's') {
 			opt_socket = optarg;
 		} else {
-			fprintf(o == 'h' ? stdout : stderr, "Usage: fluidmem resize --local-memory SIZE [--socket PATH]\n");
+			usage_resize(o == 'h' ? stdout : stderr);
 			return o == 'h' ? 0 : 2;
 		}
 	}
-	if (!rq.bytes) {
+	if (optind < argc) {
+		fprintf(stderr, "fluidmem resize: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!have || (!tag && !rq.bytes)) {
 		fprintf(stderr, "fluidmem resize: --local-memory SIZE is required\n");
 		return 2;
 	}
 	char buf[256];
-	return control(FM_MSG_SET_BUDGET, &rq, sizeof(rq), buf, sizeof(buf), NULL) < 0;
+	if (!tag) {
+		struct fm_set_budget b = { rq.bytes };
+		return control(FM_MSG_SET_BUDGET, &b, sizeof(b), buf, sizeof(buf), NULL) < 0;
+	}
+	if (strlen(tag) >= sizeof(rq.tag)) {
+		fprintf(stderr, "fluidmem resize: tag '%s' is longer than %d bytes\n", tag, FM_TAG_MAX - 1);
+		return 2;
+	}
+	snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
+	struct fm_evict_reply r = { 0 };
+	uint32_t n = 0;
+	if (control(FM_MSG_SET_TAG_LIMIT, &rq, sizeof(rq), (char *)&r, sizeof(r), &n) < 0)
+		return 1;
+	if (r.pages)
+		printf("tag %s: evicted %llu pages (%llu MiB) to meet the new limit\n", tag,
+		       (unsigned long long)r.pages, (unsigned long long)(r.pages * 4096 >> 20));
+	return 0;
+}
+
+static void usage_evict(FILE *f)
+{
+	fprintf(f,
+		"Usage: fluidmem evict [--tag TAG] [--socket PATH]\n"
+		"Evict resident pages to the store now: of every process (root sees all, a user\n"
+		"their own), or of one tag's. Processes fault back what they touch next.\n\n"
+		"  -t, --tag TAG      only the processes of this tag (see TAG in fluidmem status)\n"
+		"  -s, --socket PATH  the monitor's socket\n"
+		"  -q, --quiet        print nothing on success\n"
+		"  -h, --help         show this help\n");
+}
+
+static int cmd_evict(int argc, char **argv)
+{
+	static const struct option lo[] = { { "tag", required_argument, NULL, 't' },
+					    { "socket", required_argument, NULL, 's' },
+					    { "quiet", no_argument, NULL, 'q' },
+					    { "help", no_argument, NULL, 'h' }, { 0 } };
+	struct fm_tag_req rq = { { 0 } };
+	bool quiet = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "t:s:qh", lo, NULL)) != -1) {
+		if (o == 't') {
+			if (strlen(optarg) >= sizeof(rq.tag) || !*optarg) {
+				fprintf(stderr, "fluidmem evict: a tag is 1 to %d bytes\n", FM_TAG_MAX - 1);
+				return 2;
+			}
+			snprintf(rq.tag, sizeof(rq.tag), "%s", optarg);
+		} else if (o == 's') {
+			opt_socket = optarg;
+		} else if (o == 'q') {
+			quiet = true;
+		} else {
+			usage_evict(o == 'h' ? stdout : stderr);
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fluidmem evict: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	struct fm_evict_reply r = { 0 };
+	if (control(FM_MSG_EVICT, &rq, sizeof(rq), (char *)&r, sizeof(r), NULL) < 0)
+		return 1;
+	if (!quiet)
+		printf("evicted %llu pages (%llu MiB) from %llu process%s\n", (unsigned long long)r.pages,
+		       (unsigned long long)(r.pages * 4096 >> 20), (unsigned long long)r.clients,
+		       r.clients == 1 ? "" : "es");
+	return 0;
 }
 
 static int cmd_stop(int argc, char **argv)
 {
-	if (argc > 2 && strcmp(argv[1], "--socket") == 0)
-		opt_socket = argv[2];
+	static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
+					    { "help", no_argument, NULL, 'h' }, { 0 } };
+	int o;
+	while ((o = getopt_long(argc, argv, "s:h", lo, NULL)) != -1) {
+		if (o == 's') {
+			opt_socket = optarg;
+		} else {
+			fprintf(o == 'h' ? stdout : stderr,
+				"Usage: fluidmem stop [--socket PATH]\n"
+				"Stop the monitor (root or the daemon's user only). Its clients lose their\n"
+				"pager: each stops with \"monitor (fluidmemd) went away\" (exit status 70)\n"
+				"rather than read a zero page in place of its data.\n\n"
+				"  -s, --socket PATH  the monitor's socket\n"
+				"  -h, --help         show this help\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
 	char buf[256];
 	return control(FM_MSG_SHUTDOWN, NULL, 0, buf, sizeof(buf), NULL) < 0;
 }
@@ -416,6 +527,10 @@ int main(int argc, char **argv)
 		return cmd_resize(argc, argv);
 	if (strcmp(cmd, "stop") == 0)
 		return cmd_stop(argc, argv);
+	if (strcmp(cmd, "evict") == 0)
+		return cmd_evict(argc, argv);
+	if (strcmp(cmd, "top") == 0)
+		return fm_cli_top(argc, argv);
 	if (strcmp(cmd, "vm") == 0) {
 		if (!fm_cli_vm) {
 			fprintf(stderr, "fluidmem: this build has no vm support\n");
