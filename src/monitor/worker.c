@@ -58,6 +58,7 @@ struct fm_store *worker_store(void)
 /* The main thread's worker is not freed by a thread exit: do it at shutdown. */
 void worker_release_current(void)
 {
+	pthread_once(&once, make_key); /* key 0 may be another library's (libmicrohttpd's) */
 	struct fm_worker *w = pthread_getspecific(key);
 	if (w) {
 		pthread_setspecific(key, NULL);
