@@ -111,11 +111,20 @@ run_fluidmem() {
 	local fm=$BUILD/fluidmem out=$OUT/raw/swap-fluidmem.$RUN.txt
 	[ -x "$fm" ] && [ -x "$BUILD/fluidmemd" ] || { set_status fluidmem "skipped: $fm or fluidmemd not built"; return; }
 	# --store forces a private monitor, whatever else listens on the default socket.
-	if "$fm" run --local-memory "$BUDGET" --store local:// --stats-json "$OUT/raw/swap-fluidmem-stats.$RUN.json" -- \
+	local json=$OUT/raw/swap-fluidmem-stats.$RUN.json regions
+	rm -f "$json"
+	if "$fm" run --local-memory "$BUDGET" --store local:// --stats-json "$json" -- \
 		"$TOUCH" "${touch_args[@]}" --label fluidmem --samples "$OUT/samples/swap-fluidmem.txt" >"$out" 2>&1; then
 		set_status fluidmem ok
 	else
 		set_status fluidmem "failed: exit $? ($(tail -n 1 "$out"))"
+	fi
+	# Plain memory is not fluidmem: the preload library must have loaded (a rebuild
+	# under us makes ld.so skip it) and the monitor must have seen the region.
+	regions=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("regions", 0))' "$json" 2>/dev/null)
+	if grep -q "cannot be preloaded" "$out" || [ "${regions:-0}" = 0 ]; then
+		set_status fluidmem "failed: run $RUN did not run under fluidmem ($(grep -m1 "cannot be preloaded" "$out" || echo "no region in $json"))"
+		return
 	fi
 	to_csv fluidmem "$out"
 }
