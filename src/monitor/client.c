@@ -62,11 +62,12 @@ static void reply_error(int sock, int err, const char *why)
 	fm_send(sock, FM_MSG_REPLY, -err, why, (uint32_t)strlen(why) + 1, NULL, 0);
 }
 
-static struct fm_tag *tag_get(const char *name, uint64_t limit_pages)
+/* A tag is its creator's: another uid naming the same tag gets its own. */
+static struct fm_tag *tag_get(const char *name, uint64_t limit_pages, uid_t uid)
 {
 	struct fm_tag *t;
 	for (t = D.tags; t; t = t->next)
-		if (strncmp(t->name, name, FM_TAG_MAX) == 0)
+		if (strncmp(t->name, name, FM_TAG_MAX) == 0 && t->uid == uid)
 			break;
 	if (!t) {
 		t = calloc(1, sizeof(*t));
@@ -74,6 +75,7 @@ static struct fm_tag *tag_get(const char *name, uint64_t limit_pages)
 			return NULL;
 		memcpy(t->name, name, FM_TAG_MAX);
 		t->name[FM_TAG_MAX - 1] = 0;
+		t->uid = uid;
 		t->next = D.tags;
 		D.tags = t;
 	}
@@ -499,6 +501,14 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 		reply_error(sock, EINVAL, why);
 		return -EINVAL;
 	}
+	if (!tenant_allowed(cred.uid, cred.gid)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "user %d is not allowed to register memory with this fluidmemd (--allow)",
+			 (int)cred.uid);
+		fm_log("pid %d: refused: %s", (int)cred.pid, msg);
+		reply_error(sock, EPERM, msg);
+		return -EPERM;
+	}
 	struct fm_client *c = calloc(1, sizeof(*c));
 	if (!c) {
 		reply_error(sock, ENOMEM, "out of memory");
@@ -518,7 +528,8 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	memcpy(tag, hello->tag, FM_TAG_MAX);
 	tag[FM_TAG_MAX - 1] = 0;
 	pthread_mutex_lock(&D.lock);
-	c->tag = tag_get(tag, (hello->local_limit + PAGE - 1) / PAGE);
+	c->tag = tag_get(tag, (hello->local_limit + PAGE - 1) / PAGE, c->uid);
+	c->tenant = tenant_get(c->uid);
 	c->next = D.clients;
 	D.clients = c;
 	pthread_mutex_unlock(&D.lock);

@@ -27,6 +27,8 @@ void account_resident(struct fm_client *c, int64_t delta)
 		atomic_fetch_add(&c->resident, (uint64_t)delta);
 		if (c->tag)
 			atomic_fetch_add(&c->tag->resident, (uint64_t)delta);
+		if (c->tenant)
+			atomic_fetch_add(&c->tenant->resident, (uint64_t)delta);
 		if (delta > 0 && atomic_load(&c->resident) > c->st.peak_resident_pages)
 			c->st.peak_resident_pages = atomic_load(&c->resident);
 	}
@@ -216,7 +218,7 @@ static struct fm_client *pick_other(struct fm_client *self, bool tag_only)
 	if (pthread_mutex_trylock(&D.lock) != 0)
 		return NULL;
 	for (struct fm_client *o = D.clients; o; o = o->next) {
-		if (o == self || o->dead || (tag_only && o->tag != self->tag))
+		if (o == self || o->dead || (tag_only && o->tag != self->tag) || tenant_protected(o, self))
 			continue;
 		if (!best || atomic_load(&o->resident) > atomic_load(&best->resident))
 			best = o;
@@ -235,8 +237,9 @@ void make_room(struct fm_client *c, uint64_t need)
 		unsigned batch = D.opt.evict_batch;
 		struct fm_client *o = NULL;
 		/* The global budget: take from whoever holds the most, if that is
-		 * not us. Over the tag limit: from ourselves first. */
-		if (!tag_over && atomic_load(&c->resident) * 2 < atomic_load(&D.resident))
+		 * not us, or from others first while our tenant is within its
+		 * reserve. Over the tag limit: from ourselves first. */
+		if (!tag_over && (tenant_protected(c, NULL) || atomic_load(&c->resident) * 2 < atomic_load(&D.resident)))
 			o = pick_other(c, false);
 		if (o) {
 			unsigned got = evict_client(o, batch);
@@ -265,7 +268,8 @@ void evict_over_budget(void)
 		pthread_mutex_lock(&D.lock);
 		struct fm_client *best = NULL;
 		for (struct fm_client *o = D.clients; o; o = o->next)
-			if (!o->dead && (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
+			if (!o->dead && !tenant_protected(o, NULL) &&
+			    (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
 				best = o;
 		unsigned got = 0;
 		if (best) {

@@ -36,6 +36,14 @@ enum {
 struct fm_tag;
 struct fm_client;
 
+/* A tenant: everything of one uid. */
+struct fm_tenant {
+	uid_t uid;
+	uint64_t reserve_pages;        /* local pages it keeps against other tenants' faults */
+	atomic_uint_fast64_t resident;
+	struct fm_tenant *next;
+};
+
 struct fm_region {
 	uint64_t id[2];
 	unsigned char secret[FM_SECRET_SIZE]; /* encryption key of its stored pages; only here */
@@ -72,6 +80,7 @@ struct fm_client {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	struct fm_tag *tag;
+	struct fm_tenant *tenant;
 	struct fm_region *regions;
 	struct fm_map *maps;
 	size_t nmaps, capmaps;
@@ -84,6 +93,7 @@ struct fm_client {
 /* Processes started by one `fluidmem run` share a tag: its limit and stats. */
 struct fm_tag {
 	char name[FM_TAG_MAX];
+	uid_t uid;             /* of the process that made it: only it (and root) sees it */
 	uint64_t limit_pages;  /* 0: only the global budget */
 	atomic_uint_fast64_t resident;
 	struct fm_stats done;  /* counters of clients that have exited */
@@ -119,6 +129,7 @@ struct fm_daemon {
 	pthread_mutex_t lock;
 	struct fm_client *clients;
 	struct fm_tag *tags;
+	struct fm_tenant *tenants;
 	struct fm_pending *pending;
 	atomic_uint_fast64_t budget_pages;
 	atomic_uint_fast64_t resident;
@@ -176,9 +187,17 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 		 const int *fds, int nfds);
 void clients_stop_all(void);
 
+/* tenant.c */
+int tenant_allow(const char *spec);
+bool tenant_allowed(uid_t uid, gid_t gid);
+struct fm_tenant *tenant_get(uid_t uid);
+int tenant_reserve(const char *spec);
+bool tenant_protected(const struct fm_client *victim, const struct fm_client *for_whom);
+void tenants_free(void);
+
 /* status.c */
 int status_render(char *buf, size_t cap, bool json, uid_t uid);
-void tag_stats(const char *tag, struct fm_stats *out);
+void tag_stats(const char *tag, uid_t uid, struct fm_stats *out);
 
 
 #endif

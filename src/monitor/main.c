@@ -56,6 +56,11 @@ static void usage(FILE *f)
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
+		"      --allow USER|@GROUP  only these users (names or uids) and groups may\n"
+		"                           register memory; repeatable (default: anyone who\n"
+		"                           can open the socket); root always may\n"
+		"      --reserve USER=SIZE  local memory USER keeps however hard other users\n"
+		"                           page; repeatable\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -92,7 +97,7 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 		bool json = h->len == sizeof(*rq) && (rq->flags & FM_STATUS_JSON);
 		size_t cap = 1 << 20;
 		char *buf = malloc(cap);
-		int n = buf ? status_render(buf, cap, json, uid) : -1;
+		int n = buf ? status_render(buf, cap, json, uid == getuid() ? 0 : uid) : -1;
 		if (n < 0)
 			fm_send(sock, FM_MSG_REPLY, -ENOMEM, "status too large", 17, NULL, 0);
 		else
@@ -126,7 +131,7 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 		}
 		memcpy(tag, rq->tag, FM_TAG_MAX);
 		tag[FM_TAG_MAX - 1] = 0;
-		tag_stats(tag, &s);
+		tag_stats(tag, uid == getuid() ? 0 : uid, &s);
 		fm_send(sock, FM_MSG_REPLY, 0, &s, sizeof(s), NULL, 0);
 		return;
 	}
@@ -241,6 +246,8 @@ int main(int argc, char **argv)
 		{ "prefetch", required_argument, NULL, 'F' },
 		{ "no-zero-skip", no_argument, NULL, 'Z' },
 		{ "no-encrypt", no_argument, NULL, 'E' },
+		{ "allow", required_argument, NULL, 'A' },
+		{ "reserve", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -304,6 +311,18 @@ int main(int argc, char **argv)
 		}
 		case 'Z': D.opt.zero_skip = false; break;
 		case 'E': D.opt.encrypt = false; break;
+		case 'A':
+			if (tenant_allow(optarg) < 0) {
+				fprintf(stderr, "fluidmemd: --allow '%s': not a user, uid, @group or @gid\n", optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			if (tenant_reserve(optarg) < 0) {
+				fprintf(stderr, "fluidmemd: --reserve '%s': want USER=SIZE, e.g. alice=256M\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -381,6 +400,7 @@ int main(int argc, char **argv)
 		D.tags = t->next;
 		free(t);
 	}
+	tenants_free();
 	pthread_mutex_unlock(&D.lock);
 	worker_release_current();
 	close(sfd);

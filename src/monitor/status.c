@@ -67,8 +67,9 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 	uint64_t budget = atomic_load(&D.budget_pages), resident = atomic_load(&D.resident);
 	uint64_t uptime = (fm_now_ns() - D.start_ns) / 1000000000ull;
 	if (json) {
-		put(&o, "{\"version\":1,\"uptime_s\":%llu,\"store_url\":\"%s\",\"store\":\"%s\",",
-		    (unsigned long long)uptime, D.opt.store_url, store);
+		put(&o, "{\"version\":1,\"uptime_s\":%llu,", (unsigned long long)uptime);
+		if (uid == 0) /* the URL may hold a password, the health names servers */
+			put(&o, "\"store_url\":\"%s\",\"store\":\"%s\",", D.opt.store_url, store);
 		if (uid == 0)
 			put(&o, "\"budget_bytes\":%llu,\"resident_bytes\":%llu,\"peak_resident_bytes\":%llu,",
 			    (unsigned long long)(budget * PAGE), (unsigned long long)(resident * PAGE),
@@ -134,17 +135,18 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 }
 
 /* A tag's counters: its exited processes and its live ones. `clients` is
- * the number still connected, so a caller can wait for them to finish. */
-void tag_stats(const char *tag, struct fm_stats *out)
+ * the number still connected, so a caller can wait for them to finish.
+ * A non-root caller sees only a tag of its own uid (others read as empty). */
+void tag_stats(const char *tag, uid_t uid, struct fm_stats *out)
 {
 	uint64_t live = 0;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&D.lock);
 	for (struct fm_tag *t = D.tags; t; t = t->next)
-		if (strncmp(t->name, tag, FM_TAG_MAX) == 0)
+		if (strncmp(t->name, tag, FM_TAG_MAX) == 0 && (uid == 0 || t->uid == uid))
 			*out = t->done;
 	for (struct fm_client *c = D.clients; c; c = c->next) {
-		if (!c->tag || strncmp(c->tag->name, tag, FM_TAG_MAX) != 0)
+		if (!c->tag || strncmp(c->tag->name, tag, FM_TAG_MAX) != 0 || (uid != 0 && c->uid != uid))
 			continue;
 		struct fm_stats s;
 		pthread_mutex_lock(&c->lock);
