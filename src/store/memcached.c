@@ -11,7 +11,8 @@
  * Batches: a read groups its keys by the best live server and issues one
  * multi-get per server before fetching from any, so servers work in parallel;
  * a key that is missing, corrupt or unreachable there moves on to its next
- * copy. A write seals every page (seal.h) and pipelines quiet sets (SETQ) to
+ * copy. A write seals every page (seal.h: encrypted when the io carries the
+ * region's secret) and pipelines quiet sets (SETQ) to
  * each copy's server, then one round-trip barrier per server, sent to all
  * servers before waiting for any, proves each server took them all.
  * Removes are pipelined the same way, as expired empty values (see
@@ -91,7 +92,8 @@ struct mc_store {
 	size_t *keylen;
 	const char **kp;            /* multi-get key arrays of one server */
 	size_t *kl;
-	unsigned char *sealed;      /* writes: cap * FM_SEALED_SIZE */
+	unsigned char *sealed;      /* writes: cap * FM_SEALED_MAX */
+	size_t *sealed_len;         /* writes: the length of each sealed value */
 };
 
 extern const struct fm_store_ops fm_store_memcached_ops;
@@ -280,8 +282,10 @@ static int reserve(struct mc_store *s, size_t n, int sealed)
 	GROW(s->kl, c * sizeof(*s->kl));
 	for (unsigned i = 0; i < s->nsrv; i++)
 		GROW(s->srv[i].grp, c * sizeof(size_t));
-	if (sealed || s->sealed)
-		GROW(s->sealed, c * FM_SEALED_SIZE);
+	if (sealed || s->sealed) {
+		GROW(s->sealed, c * FM_SEALED_MAX);
+		GROW(s->sealed_len, c * sizeof(*s->sealed_len));
+	}
 #undef GROW
 	s->cap = c;
 	return 0;
@@ -410,7 +414,8 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 			}
 			const char *val = memcached_result_value(&res);
 			if (!every_copy(s, &ios[i])) {
-				if (fm_unseal(&ios[i].key, ios[i].version, val, vlen, ios[i].page, NULL) == FM_STORE_OK)
+				if (fm_unseal_with(ios[i].secret, &ios[i].key, ios[i].version, val, vlen,
+						   ios[i].page, NULL) == FM_STORE_OK)
 					s->flags[i] |= ST_DONE;
 				else
 					s->flags[i] |= ST_CORRUPT;
@@ -418,7 +423,7 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 			}
 			/* Keep the newest valid copy. */
 			uint64_t ver;
-			if (fm_unseal(&ios[i].key, 0, val, vlen, s->tmp, &ver) != FM_STORE_OK) {
+			if (fm_unseal_with(ios[i].secret, &ios[i].key, 0, val, vlen, s->tmp, &ver) != FM_STORE_OK) {
 				s->flags[i] |= ST_CORRUPT;
 			} else if (!(s->flags[i] & ST_DONE) || ver > s->best[i]) {
 				memcpy(ios[i].page, s->tmp, FM_PAGE_SIZE);
@@ -526,7 +531,7 @@ static int write_send(struct mc_store *s, struct mc_server *v, int del)
 			rc = memcached_set(v->mc, s->keys[i], s->keylen[i], "", 0, TOMBSTONE_EXPTIME, 0);
 		else
 			rc = memcached_set(v->mc, s->keys[i], s->keylen[i],
-					   (const char *)s->sealed + i * FM_SEALED_SIZE, FM_SEALED_SIZE, 0, 0);
+					   (const char *)s->sealed + i * FM_SEALED_MAX, s->sealed_len[i], 0, 0);
 		if (rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_BUFFERED)
 			rc = MEMCACHED_SUCCESS;
 		if (rc != MEMCACHED_SUCCESS && rc_is_full(rc)) {
@@ -576,8 +581,9 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		prepare(s, &ios[i].key, i);
-		fm_seal(&ios[i].key, ios[i].version ? ios[i].version : next_stamp(), ios[i].page,
-			s->sealed + i * FM_SEALED_SIZE);
+		s->sealed_len[i] = fm_seal_with(ios[i].secret, &ios[i].key,
+						ios[i].version ? ios[i].version : next_stamp(), ios[i].page,
+						s->sealed + i * FM_SEALED_MAX);
 	}
 	uint64_t deadline = now_ns() + s->retry_ms * 1000000ull;
 	for (;;) {
@@ -673,6 +679,7 @@ static void mc_close(struct fm_store *base)
 	free(s->kp);
 	free(s->kl);
 	free(s->sealed);
+	free(s->sealed_len);
 	free(s);
 }
 
@@ -686,6 +693,8 @@ static int mc_open(const char *url, struct fm_store **out, char *err, size_t err
 		snprintf(err, errlen, "not a memcached URL");
 		rc = -EINVAL;
 	}
+	if (rc == 0 && (rc = fm_seal_init()) != 0)
+		snprintf(err, errlen, "memcached: libsodium failed to initialise (no encryption possible)");
 	struct mc_store *s = rc ? NULL : calloc(1, sizeof(*s));
 	if (!rc && !s)
 		rc = -ENOMEM;

@@ -3,7 +3,8 @@
  * A read batch is one MGET; a write batch is pipelined SETs (every command
  * appended, one flush, then one reply per page: an OOM error is FM_STORE_FULL
  * for that page only); a remove batch is DEL of up to 512 keys per command.
- * Values are sealed pages (seal.h), keys the text of fm_store_key_format().
+ * Values are sealed pages (seal.h; encrypted when the io carries the region's
+ * secret), keys the text of fm_store_key_format().
  * The connection uses the URL's timeout for connect and for every reply,
  * sends AUTH (with an ACL user if given) and SELECT on each (re)connect, and
  * PINGs at open so a wrong port or a missing password fails at start.
@@ -178,7 +179,7 @@ static int reserve(struct rd_store *s, size_t n, int sealed)
 	GROW(s->argv, (c * 3 + 1) * sizeof(*s->argv));
 	GROW(s->argvlen, (c * 3 + 1) * sizeof(*s->argvlen));
 	if (sealed || s->sealed)
-		GROW(s->sealed, c * FM_SEALED_SIZE);
+		GROW(s->sealed, c * FM_SEALED_MAX);
 #undef GROW
 	s->cap = c;
 	return 0;
@@ -207,8 +208,8 @@ static int try_read(struct rd_store *s, struct fm_store_io *ios, size_t n)
 		for (size_t i = 0; i < n; i++) {
 			redisReply *e = r->element[i];
 			if (e->type == REDIS_REPLY_STRING)
-				ios[i].status = fm_unseal(&ios[i].key, ios[i].version, e->str, e->len,
-							  ios[i].page, NULL);
+				ios[i].status = fm_unseal_with(ios[i].secret, &ios[i].key, ios[i].version,
+							       e->str, e->len, ios[i].page, NULL);
 			else
 				ios[i].status = FM_STORE_MISSING;
 		}
@@ -220,8 +221,8 @@ static int try_read(struct rd_store *s, struct fm_store_io *ios, size_t n)
 static int try_write(struct rd_store *s, struct fm_store_io *ios, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		const char *argv[3] = { "SET", s->keys[i], (const char *)s->sealed + i * FM_SEALED_SIZE };
-		size_t len[3] = { 3, strlen(s->keys[i]), FM_SEALED_SIZE };
+		const char *argv[3] = { "SET", s->keys[i], (const char *)s->sealed + i * FM_SEALED_MAX };
+		size_t len[3] = { 3, strlen(s->keys[i]), fm_sealed_size(ios[i].secret) };
 		if (redisAppendCommandArgv(s->c, 3, argv, len) != REDIS_OK)
 			return -EIO;
 	}
@@ -284,7 +285,7 @@ static int rd_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		fm_store_key_format(&ios[i].key, s->keys[i]);
-		fm_seal(&ios[i].key, ios[i].version, ios[i].page, s->sealed + i * FM_SEALED_SIZE);
+		fm_seal_with(ios[i].secret, &ios[i].key, ios[i].version, ios[i].page, s->sealed + i * FM_SEALED_MAX);
 	}
 	return rd_run(s, try_write, ios, n);
 }
@@ -343,6 +344,8 @@ static int rd_open(const char *url, struct fm_store **out, char *err, size_t err
 		snprintf(err, errlen, "not a redis URL");
 		rc = -EINVAL;
 	}
+	if (rc == 0 && (rc = fm_seal_init()) != 0)
+		snprintf(err, errlen, "redis: libsodium failed to initialise (no encryption possible)");
 	struct rd_store *s = rc ? NULL : calloc(1, sizeof(*s));
 	if (!rc && !s)
 		rc = -ENOMEM;
