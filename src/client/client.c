@@ -42,6 +42,9 @@ struct cregion {
 	size_t size;    /* memfd size */
 	off_t offset;   /* of addr in the memfd */
 	int memfd;      /* ours (-1 for adopted memfds, which stay the program's) */
+	int adopted_fd; /* the program's memfd for adopted regions, else -1 */
+	dev_t dev;      /* and its identity, in case the number is reused */
+	ino_t ino;
 	uint64_t id[2];
 };
 
@@ -264,8 +267,12 @@ static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_
 		ioctl(G.uffd, UFFDIO_UNREGISTER, &r);
 		return rc;
 	}
+	struct stat sb = { 0 };
+	fstat(memfd, &sb);
 	G.r[G.n++] = (struct cregion){ .addr = addr, .len = len, .size = size, .offset = offset,
-				       .memfd = owned ? memfd : -1, .id = { rep.region[0], rep.region[1] } };
+				       .memfd = owned ? memfd : -1, .adopted_fd = owned ? -1 : memfd,
+				       .dev = sb.st_dev, .ino = sb.st_ino,
+				       .id = { rep.region[0], rep.region[1] } };
 	return 0;
 }
 
@@ -384,6 +391,29 @@ void fm_moved(void *old_addr, void *new_addr, size_t new_len)
 		r->len = new_len;
 	}
 	pthread_mutex_unlock(&G.lock);
+}
+
+/* The program punches a hole in a memfd it gave us (QEMU's virtio-mem
+ * unplugging blocks): where that memfd is mapped as a region, the monitor must
+ * drop those pages too, or it would bring them back from its store. Returns
+ * the client address of [off, off+len) of fd, or NULL when fd is not an
+ * adopted region or the range is not (wholly) mapped. */
+void *fm_adopted_range(int fd, off_t off, size_t len)
+{
+	struct stat sb;
+	void *out = NULL;
+	if (G.n == 0 || fstat(fd, &sb) < 0)
+		return NULL;
+	pthread_mutex_lock(&G.lock);
+	for (int i = 0; i < G.n && !out; i++) {
+		struct cregion *r = &G.r[i];
+		if (r->adopted_fd < 0 || r->dev != sb.st_dev || r->ino != sb.st_ino)
+			continue;
+		if (off >= r->offset && (size_t)(off - r->offset) + len <= r->len)
+			out = (void *)(r->addr + (uintptr_t)(off - r->offset));
+	}
+	pthread_mutex_unlock(&G.lock);
+	return out;
 }
 
 void fm_forget(void *addr, size_t len)
@@ -566,7 +596,7 @@ static void fork_child(void)
 			continue;
 		}
 		G.r[G.n++] = (struct cregion){ .addr = e->addr, .len = e->len, .size = (size_t)sb.st_size,
-					       .offset = (off_t)e->offset, .memfd = G.snap_fds[i],
+					       .offset = (off_t)e->offset, .memfd = G.snap_fds[i], .adopted_fd = -1,
 					       .id = { e->clone[0], e->clone[1] } };
 	}
 	G.snap_nfds = 0;

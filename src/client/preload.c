@@ -20,6 +20,7 @@
  * (then the program runs normally, unless FLUIDMEM_REQUIRED=1, which stops it). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <mimalloc.h>
 #include <pthread.h>
@@ -242,6 +243,20 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	}
 	return fm_sys_madvise(addr, len, advice) < 0 ? -1 : 0;
 }
+
+/* A hole punched in an adopted memfd (virtio-mem unplugging memory) reaches
+ * the monitor as MADV_REMOVE of the mapped range: the same hole, plus the
+ * event that makes the monitor forget the pages and their stored copies. */
+EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && len > 0 && P.enabled) {
+		void *addr = fm_adopted_range(fd, off, (size_t)len);
+		if (addr && off % 4096 == 0 && len % 4096 == 0)
+			return fm_sys_madvise(addr, (size_t)len, MADV_REMOVE) < 0 ? -1 : 0;
+	}
+	return (int)syscall(SYS_fallocate, fd, mode, off, len);
+}
+EXPORT int fallocate64(int fd, int mode, off_t off, off_t len) __attribute__((alias("fallocate")));
 
 __attribute__((constructor(200))) static void preload_init(void)
 {
