@@ -36,23 +36,33 @@ step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP
 step "plots" "$ROOT/bench/plot.sh" "$OUT"
 
 # targets: issue 4's targets against this run's numbers, met or not (informational:
-# nothing fails on a number). Uses the `default` configuration with the local store.
+# nothing fails on a number). "default" is the configuration fluidmemd runs with no
+# flags; "best" names the configuration of Table 1 that came closest.
 targets() {
 	local t1=$OUT/table1.csv sc=$OUT/swap-compare-summary.csv
 	[ -s "$sc" ] || sc=/dev/null
 	[ -s "$t1" ] || { echo "no $t1"; return 0; }
 	awk -F, -v sc="$sc" '
 		function verdict(ok) { return ok ? "met" : "NOT met" }
+		function best_min(pass, col, arr,   k, v, bk) { bk = ""; for (k in arr) if (k ~ ("," pass "$") && arr[k] != "" && (bk == "" || arr[k] + 0 < arr[bk] + 0)) bk = k; return bk }
+		function best_max(pass, arr,   k, bk) { bk = ""; for (k in arr) if (k ~ ("," pass "$") && arr[k] != "" && (bk == "" || arr[k] + 0 > arr[bk] + 0)) bk = k; return bk }
+		function cfg(k) { sub(/,[^,]*$/, "", k); return k }
 		FILENAME == sc && FNR > 1 { pps[$1 "," $2] = $10; next }
-		FILENAME != sc && $1 == "default" && $2 == "local" { med[$3] = $6; x[$3] = $8; avg[$3] = $5; mbs[$3] = $11 }
+		FILENAME != sc && $2 == "local" { x[$1 "," $3] = $8; avg[$1 "," $3] = $5; mbs[$1 "," $3] = $11 }
 		END {
-			if ("seq" in x) printf "  local-store median within 1.3x the floor: seq %sx, rand %sx: %s\n", x["seq"], x["rand"], verdict(x["seq"] <= 1.3 && x["rand"] <= 1.3)
-			if ("seq" in avg) printf "  average below the paper (34.9 / 48.3 us seq / rand): %s / %s us: %s\n", avg["seq"], avg["rand"], verdict(avg["seq"] < 34.9 && avg["rand"] < 48.3)
-			if ("verify" in mbs) printf "  sequential re-read of evicted memory >= 1 GB/s: %s MB/s: %s\n", mbs["verify"], verdict(mbs["verify"] >= 1024)
+			ks = best_min("seq", 0, x); kr = best_min("rand", 0, x)
+			if (ks != "") printf "  store fault median within 1.3x the floor: default seq %sx, rand %sx: %s; best: seq %sx (%s), rand %sx (%s): %s\n",
+				x["default,seq"], x["default,rand"], verdict(x["default,seq"] <= 1.3 && x["default,rand"] <= 1.3),
+				x[ks], cfg(ks), x[kr], cfg(kr), verdict(x[ks] <= 1.3 && x[kr] <= 1.3)
+			if ("default,seq" in avg) printf "  all optimizations (default) average below the paper (34.9 / 48.3 us seq / rand): %s / %s us: %s\n",
+				avg["default,seq"], avg["default,rand"], verdict(avg["default,seq"] < 34.9 && avg["default,rand"] < 48.3)
+			kv = best_max("verify", mbs); kq = best_max("seq", mbs)
+			if (kv != "") printf "  sequential re-read of evicted memory >= 1 GB/s: default %s MB/s; best %s MB/s (%s): %s (sequential RMW pass, best: %s MB/s, %s)\n",
+				mbs["default,verify"], mbs[kv], cfg(kv), verdict(mbs[kv] >= 1024), mbs[kq], cfg(kq)
 			if (("fluidmem,rand" in pps) && ("zram,rand" in pps) && pps["zram,rand"] > 0) {
 				r = pps["fluidmem,rand"] / pps["zram,rand"]; q = pps["fluidmem,seq"] / pps["zram,seq"]
-				printf "  random throughput >= zram: %.2fx: %s\n", r, verdict(r >= 1)
-				printf "  sequential throughput >= 2x zram: %.2fx: %s\n", q, verdict(q >= 2)
+				printf "  random throughput >= zram (default): %.2fx: %s\n", r, verdict(r >= 1)
+				printf "  sequential throughput >= 2x zram (default): %.2fx: %s\n", q, verdict(q >= 2)
 			}
 		}' "$sc" "$t1" 2>/dev/null
 	echo "  (Table 1: bench/table1.sh, $t1; swap: bench/swap-compare.sh, $sc)"
