@@ -82,9 +82,35 @@ else
 	echo "plot: no Table 1 samples in $S, no latency-box.png"
 fi
 
+# series_style TITLE: floors black/grey; one colour per configuration, solid for
+# the local store, dashed for memcached, dotted for redis.
+declare -A CFG_COLOUR
+PALETTE=("#1f77b4" "#ff7f0e" "#2ca02c" "#d62728" "#9467bd" "#8c564b" "#e377c2" "#17becf" "#bcbd22" "#7f7f7f")
+series_style() {
+	local t=$1 cfg dt=1
+	case $t in
+	floor-copy-same*|floor-zero-same*) echo 'lw 3 lc rgb "#000000"'; return ;;
+	floor-prefill*) echo 'lw 3 dt 3 lc rgb "#000000"'; return ;;
+	floor-*) echo 'lw 3 lc rgb "#999999"'; return ;;
+	esac
+	cfg=${t%-*}
+	case $t in *-memcached) dt=2 ;; *-redis) dt=3 ;; esac
+	echo "lw 2 dt $dt lc rgb \"${CFG_COLOUR[$cfg]:-#7f7f7f}\""
+}
+# Colours are given out here, in the main shell (series_style runs in $(...)).
+ncolour=0
+for e in "${cdf_plots[@]}"; do
+	IFS='|' read -r _ _ title <<<"$e"
+	case $title in floor-*) continue ;; esac
+	cfg=${title%-*}
+	[ -n "${CFG_COLOUR[$cfg]:-}" ] && continue
+	CFG_COLOUR[$cfg]=${PALETTE[$((ncolour % ${#PALETTE[@]}))]}
+	ncolour=$((ncolour + 1))
+done
+
 if [ ${#cdf_plots[@]} -gt 0 ]; then
 	{
-		echo 'set terminal pngcairo size 1500,500 font "sans,9"'
+		echo 'set terminal pngcairo size 1800,650 font "sans,9"'
 		echo "set output \"$OUT/latency-cdf.png\""
 		echo 'set multiplot layout 1,3 title "fault latency CDF per path (client-side)"'
 		echo 'set logscale x; set grid; set key bottom right noenhanced; set yrange [0:1]'
@@ -95,7 +121,7 @@ if [ ${#cdf_plots[@]} -gt 0 ]; then
 			for e in "${cdf_plots[@]}"; do
 				IFS='|' read -r p file title <<<"$e"
 				[ "$p" = "$path" ] || continue
-				line+="${line:+, }\"$file\" using 1:2 with lines lw 2 title \"$title\""
+				line+="${line:+, }\"$file\" using 1:2 with lines $(series_style "$title") title \"$title\""
 			done
 			echo "set title \"$t\""
 			if [ -n "$line" ]; then echo "plot $line"; else echo 'set label 1 "no data" at graph 0.5,0.5 center; plot NaN notitle; unset label 1'; fi
