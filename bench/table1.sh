@@ -26,7 +26,8 @@
 set -u
 
 # Configurations, cumulative as in the paper: name, then fluidmemd flags (each row
-# complete). Edit freely; `default` is whatever fluidmemd does with no flags.
+# complete). Edit freely; `default` is whatever fluidmemd does with no flags, and
+# default-no-encrypt shows what sealing pages for remote stores costs.
 CONFIGS='
 baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
 +zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0
@@ -36,6 +37,7 @@ baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
 +async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict
 +affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict --affinity
 default
+default-no-encrypt  --no-encrypt
 '
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
