@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,12 @@ static void *client_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "fm-pid%d", (int)c->pid);
 	pthread_setname_np(pthread_self(), name);
+	if (D.opt.affinity_fault >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(D.opt.affinity_fault, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
 	struct pollfd pfd[4] = {
 		{ .fd = c->uffd, .events = POLLIN },
 		{ .fd = c->sock, .events = POLLIN },

@@ -33,6 +33,8 @@ void account_resident(struct fm_client *c, int64_t delta)
 			c->st.peak_resident_pages = atomic_load(&c->resident);
 	}
 	uint64_t now = atomic_fetch_add(&D.resident, (uint64_t)delta) + (uint64_t)delta;
+	if (delta > 0)
+		evictor_kick();
 	uint64_t peak = atomic_load(&D.peak_resident);
 	while (delta > 0 && now > peak && !atomic_compare_exchange_weak(&D.peak_resident, &peak, now))
 		;

@@ -122,6 +122,9 @@ struct fm_options {
 	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
+	unsigned async_evict;  /* >0: a background thread keeps this many pages free under
+				* the budget, so faults rarely evict inline */
+	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
 };
 
 struct fm_daemon {
@@ -181,6 +184,11 @@ void make_room(struct fm_client *c, uint64_t need);
 unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st);
 void account_resident(struct fm_client *c, int64_t delta);
 void evict_over_budget(void);
+
+/* evictor.c */
+int evictor_start(void);
+void evictor_stop(void);
+void evictor_kick(void);
 
 /* client.c */
 int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *hello,

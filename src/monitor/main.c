@@ -56,6 +56,10 @@ static void usage(FILE *f)
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
+		"      --async-evict N      a background thread keeps N pages free under the\n"
+		"                           budget (0: faults evict inline; default 0)\n"
+		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
+		"                           (-1: any; default -1,-1)\n"
 		"      --allow USER|@GROUP  only these users (names or uids) and groups may\n"
 		"                           register memory; repeatable (default: anyone who\n"
 		"                           can open the socket); root always may\n"
@@ -247,6 +251,8 @@ int main(int argc, char **argv)
 		{ "no-zero-skip", no_argument, NULL, 'Z' },
 		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "allow", required_argument, NULL, 'A' },
+		{ "async-evict", required_argument, NULL, 'W' },
+		{ "affinity", required_argument, NULL, 'Y' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -260,6 +266,7 @@ int main(int argc, char **argv)
 	D.opt.prefetch_max = 64;
 	D.opt.zero_skip = true;
 	D.opt.encrypt = true;
+	D.opt.affinity_fault = D.opt.affinity_evict = -1;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -311,6 +318,23 @@ int main(int argc, char **argv)
 		}
 		case 'Z': D.opt.zero_skip = false; break;
 		case 'E': D.opt.encrypt = false; break;
+		case 'W': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n > (1ul << 30)) {
+				fprintf(stderr, "fluidmemd: --async-evict takes a number of pages (0: off)\n");
+				return 2;
+			}
+			D.opt.async_evict = (unsigned)n;
+			break;
+		}
+		case 'Y':
+			if (sscanf(optarg, "%d,%d", &D.opt.affinity_fault, &D.opt.affinity_evict) != 2 ||
+			    D.opt.affinity_fault < -1 || D.opt.affinity_evict < -1) {
+				fprintf(stderr, "fluidmemd: --affinity FAULT_CPU,EVICT_CPU (-1: any), e.g. 1,0\n");
+				return 2;
+			}
+			break;
 		case 'A':
 			if (tenant_allow(optarg) < 0) {
 				fprintf(stderr, "fluidmemd: --allow '%s': not a user, uid, @group or @gid\n", optarg);
@@ -369,6 +393,8 @@ int main(int argc, char **argv)
 		}
 		fm_info("metrics at http://%s/metrics", D.opt.metrics_listen);
 	}
+	if (evictor_start() < 0)
+		fm_log("cannot start the eviction thread; faults evict inline");
 	fm_info("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
 	       (unsigned long long)(budget >> 20), D.opt.store_url);
 
@@ -387,6 +413,7 @@ int main(int argc, char **argv)
 	metrics_stop();
 	close(lsock);
 	unlink(D.opt.socket_path);
+	evictor_stop();
 	clients_stop_all();
 	pthread_mutex_lock(&D.lock);
 	while (D.pending) {
