@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# t-soak-mremap: the two mremap cases the soak test found, each on its own,
+# deterministic enough to name: (1) growing a shrunk mapping past its neighbour
+# (the kernel moves it) must not take the neighbour's pages away; (2) mremap
+# moves in one thread racing mmap/munmap in another must not lose the moved
+# mapping (tests/soak.c, modes neighbour and move-race).
+. "$(dirname "$0")/lib.sh"
+start_monitor --local-memory 64M
+bad=0
+out=$(fmrun 64M "$T/n.json" "$FM_BUILD/tests/soak" neighbour 2>&1); rc=$?
+echo "$out"
+if [ $rc -eq 77 ]; then note "neighbour case could not be set up"; elif [ $rc -ne 0 ]; then
+	echo "FAIL: growing a mapping past its neighbour lost the neighbour (exit $rc)"; bad=1
+fi
+for i in 1 2 3; do
+	out=$(fmrun 64M "$T/r$i.json" "$FM_BUILD/tests/soak" move-race 2>&1); rc=$?
+	echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
+	if [ $rc -ne 0 ]; then
+		echo "FAIL: mremap moves racing mmap/munmap: exit $rc in round $i"; bad=1; break
+	fi
+done
+stop_monitor
+[ $bad = 0 ] || fail "mremap handling loses mappings (see above)"
