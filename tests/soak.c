@@ -17,7 +17,8 @@
  *        soak neighbour   (one deterministic mremap case, see neighbour())
  *        soak move-race   (mremap moves racing mmaps, see move_race())
  * Environment: SOAK_TRACE=1 logs every mapping operation; SOAK_NO_GROW=1
- * leaves out mremap grow.
+ * leaves out mremap grow; SOAK_MAPOPS=0 every mapping operation (the
+ * mappings are still made once at the start).
  * Prints "soak ok ..." and exits 0; a wrong page: a line "soak: WRONG ..."
  * per bad page (up to 20) and exit 1; SIGBUS: one line naming the address,
  * exit 3. Nothing here is unbounded: the threads stop after SECONDS, then
@@ -62,6 +63,7 @@ static struct worker *W;
 static unsigned nthreads;
 static atomic_ulong total_wrong;
 static int no_grow; /* SOAK_NO_GROW=1: skip mremap grow (to look past a known bug) */
+static int no_mapops; /* SOAK_MAPOPS=0: no munmap/mremap/madvise, reads and writes only */
 static int trace; /* SOAK_TRACE=1: one line per mapping operation on stderr */
 
 #define TRACE(...) \
@@ -313,7 +315,7 @@ static void *run(void *arg)
 		w->op = r < 600 ? "write" : "read";
 		if (r < 600) {
 			write_page(w, si, rnd(w) % s->pages);
-		} else if (r < 990 || s->heap) {
+		} else if (r < 990 || s->heap || no_mapops) {
 			verify_page(w, si, rnd(w) % s->pages, "random read");
 		} else if (r < 992) {
 			map_fresh(w, si);
@@ -482,6 +484,7 @@ int main(int argc, char **argv)
 	}
 	trace = getenv("SOAK_TRACE") && *getenv("SOAK_TRACE") == '1';
 	no_grow = getenv("SOAK_NO_GROW") && *getenv("SOAK_NO_GROW") == '1';
+	no_mapops = getenv("SOAK_MAPOPS") && *getenv("SOAK_MAPOPS") == '0';
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 	sigaction(SIGBUS, &sa, NULL);
 
