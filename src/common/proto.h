@@ -119,7 +119,7 @@ struct fm_set_tag_limit {
 /* The scalar counters of struct fm_stats, for code that prints them all. */
 #define FM_STATS_FIELDS(X) \
 	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \
-	X(evictions) X(pages_prefetched) X(pages_written) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
+	X(evictions) X(pages_prefetched) X(pages_written) X(pages_clean_skipped) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
 	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients)
 
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
@@ -133,6 +133,7 @@ struct fm_stats {
 	uint64_t evictions;
 	uint64_t pages_prefetched; /* made resident ahead of a fault (sequential streams) */
 	uint64_t pages_written;    /* evicted pages written to the store */
+	uint64_t pages_clean_skipped; /* evicted clean: the store's copy was current */
 	uint64_t pages_zero_skipped; /* evicted all-zero pages not written */
 	uint64_t bytes_in, bytes_out;
 	uint64_t store_errors;

@@ -118,13 +118,16 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		i = j;
 	}
 
-	/* 2. copy out; zero pages need no store write. */
+	/* 2. copy out; zero pages need no store write, clean ones neither
+	 *    (a write since the protection above is still waiting for us). */
 	unsigned nio = 0;
-	bool zero[FM_BATCH_MAX];
+	bool zero[FM_BATCH_MAX], clean[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		const char *src = r->mon + v[i] * PAGE;
-		zero[i] = D.opt.zero_skip && page_is_zero(src);
-		if (zero[i])
+		uint8_t ps = *page_state(r, v[i], false);
+		clean[i] = (ps & PS_CLEAN) && (ps & PS_INSTORE);
+		zero[i] = !clean[i] && D.opt.zero_skip && page_is_zero(src);
+		if (zero[i] || clean[i])
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
 		io_for(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
@@ -140,14 +143,18 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	uint64_t gone[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *s = page_state(r, v[i], false);
-		if (!zero[i] && w->ios[k++].status != FM_STORE_OK) {
+		if (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK) {
 			failed++;
 			uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
 			*s |= PS_QUEUED;
 			region_queue_push(r, v[i]);
 			continue;
 		}
-		if (zero[i]) {
+		if (clean[i]) {
+			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
+			r->stored++;
+			c->st.pages_clean_skipped++;
+		} else if (zero[i]) {
 			if (*s & PS_INSTORE)
 				stale[nstale++] = (struct fm_page_key){ { r->id[0], r->id[1] }, v[i] };
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);

@@ -87,6 +87,14 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
 	account_resident(c, 1);
 }
 
+/* Clean-page tracking (--clean-tracking): a page fetched from a store that
+ * keeps its copy comes in write-protected; until the program writes it (one
+ * WP fault) the store's copy is current and eviction skips the write. */
+static bool keeps_clean(const struct fm_store *st)
+{
+	return D.opt.clean_tracking && !(st->ops->flags & FM_STORE_DROP_AFTER_READ);
+}
+
 static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
 {
 	struct fm_worker *w = worker_get();
@@ -108,7 +116,9 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		poison(c, addr);
 		return;
 	}
-	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE, .mode = 0 };
+	bool clean = keeps_clean(w->store);
+	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE,
+				  .mode = clean ? UFFDIO_COPY_MODE_WP : 0 };
 	if (ioctl(c->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST) {
 		ioctl_failed(c, "UFFDIO_COPY", addr, errno);
 		return;
@@ -120,7 +130,7 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		fm_store_remove(w->store, &io.key, 1);
 		*s &= (uint8_t)~PS_INSTORE;
 	}
-	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
+	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
 		*s |= PS_QUEUED;
 	r->resident++;
@@ -130,11 +140,11 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 /* Install n pages at client address addr: copies from src, or zero pages
  * when src is NULL, without waking anyone. Returns how many went in; a page
  * already present (EEXIST) ends the run early. */
-static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n)
+static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
 {
 	if (src) {
 		struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)src, .len = n * PAGE,
-					  .mode = UFFDIO_COPY_MODE_DONTWAKE };
+					  .mode = UFFDIO_COPY_MODE_DONTWAKE | (wp ? UFFDIO_COPY_MODE_WP : 0) };
 		if (ioctl(c->uffd, UFFDIO_COPY, &cp) == 0)
 			return n;
 		return cp.copy > 0 ? (uint64_t)cp.copy / PAGE : 0;
@@ -211,7 +221,8 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				break;
 			}
 	}
-	uint64_t got = install(c, addr + PAGE, kind == PS_STORED ? w->pages : NULL, n);
+	bool clean = kind == PS_STORED && keeps_clean(w->store);
+	uint64_t got = install(c, addr + PAGE, kind == PS_STORED ? w->pages : NULL, n, clean);
 	for (uint64_t i = 0; i < got; i++) {
 		uint64_t q = p + 1 + i;
 		uint8_t *s = page_state(r, q, false);
@@ -224,6 +235,8 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			c->st.bytes_in += PAGE;
 		}
 		mark_resident(c, r, q, s);
+		if (clean)
+			*s |= PS_CLEAN;
 	}
 }
 
@@ -251,6 +264,7 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 		 * resident: a stale protection, lift it (that wakes too). */
 		c->st.faults_wp++;
 		if ((*s & PS_STATE) == PS_RESIDENT) {
+			*s &= (uint8_t)~PS_CLEAN; /* written: the store's copy is stale now */
 			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
 			if (ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
 				ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, errno);

@@ -29,6 +29,8 @@ enum {
 	PS_STATE = 3,
 	PS_QUEUED = 4,   /* has an entry in the region's eviction queue */
 	PS_INSTORE = 8,  /* a copy is in the store (STORED, or RESIDENT and fetched) */
+	PS_CLEAN = 16,   /* RESIDENT, fetched write-protected and not written since:
+			  * the store's copy is current, eviction need not write it */
 };
 
 #define CHUNK_PAGES 4096u /* page states are allocated 4096 at a time (16 MiB of region) */
@@ -122,6 +124,7 @@ struct fm_options {
 	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
+	bool clean_tracking;   /* fetch pages write-protected; evict clean ones without a write */
 	unsigned async_evict;  /* >0: a background thread keeps this many pages free under
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */

@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
+		"      --clean-tracking     fetch pages write-protected and evict unwritten ones\n"
+		"                           without writing them back (remote stores)\n"
 		"      --async-evict N      a background thread keeps N pages free under the\n"
 		"                           budget (0: faults evict inline; default 0)\n"
 		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
@@ -252,6 +254,7 @@ int main(int argc, char **argv)
 		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "allow", required_argument, NULL, 'A' },
 		{ "async-evict", required_argument, NULL, 'W' },
+		{ "clean-tracking", no_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
@@ -318,6 +321,7 @@ int main(int argc, char **argv)
 		}
 		case 'Z': D.opt.zero_skip = false; break;
 		case 'E': D.opt.encrypt = false; break;
+		case 'K': D.opt.clean_tracking = true; break;
 		case 'W': {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
