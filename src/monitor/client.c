@@ -161,6 +161,8 @@ static void copy_stored(struct fm_region *cl, struct fm_store *st, struct fm_wor
 			*page_state(cl, w->ios[k].key.page, true) = PS_LOST;
 			continue;
 		}
+		page_state(cl, w->ios[k].key.page, true);
+		*page_version(cl, w->ios[k].key.page) = 1;
 		io_for(&w->ios[ok], cl, w->ios[k].key.page, w->ios[k].page);
 		ok++;
 	}

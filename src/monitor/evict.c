@@ -130,6 +130,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		if (zero[i] || clean[i])
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
+		++*page_version(r, v[i]);
 		io_for(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
 		nio++;
 	}

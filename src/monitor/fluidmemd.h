@@ -146,12 +146,14 @@ struct fm_daemon {
 
 extern struct fm_daemon D;
 
-/* A store request for page `page` of r, into or out of buf. */
-static inline void io_for(struct fm_store_io *io, const struct fm_region *r, uint64_t page, void *buf)
+uint32_t *page_version(struct fm_region *r, uint64_t page);
+/* A store request for page `page` of r, into or out of buf, with the page's
+ * current version (a writer bumps it first). */
+static inline void io_for(struct fm_store_io *io, struct fm_region *r, uint64_t page, void *buf)
 {
 	io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, page };
 	io->page = buf;
-	io->version = 0;
+	io->version = *page_version(r, page);
 	io->secret = D.opt.encrypt ? r->secret : NULL;
 	io->status = FM_STORE_UNAVAILABLE;
 }

@@ -57,11 +57,25 @@ uint8_t *page_state(struct fm_region *r, uint64_t page, bool create)
 	if (!r->chunks[c]) {
 		if (!create)
 			return &empty;
-		r->chunks[c] = calloc(CHUNK_PAGES, 1);
+		/* the states, then each page's store version (uint32) */
+		r->chunks[c] = calloc(CHUNK_PAGES, 1 + sizeof(uint32_t));
 		if (!r->chunks[c])
 			return NULL;
 	}
 	return &r->chunks[c][page % CHUNK_PAGES];
+}
+
+/* The version of the page's copy in the store: bumped by every write, checked
+ * by every read, so a stale or replayed copy is an integrity failure. */
+uint32_t *page_version(struct fm_region *r, uint64_t page)
+{
+	static uint32_t none;
+	uint64_t c = page / CHUNK_PAGES;
+	if (c >= r->nchunks || !r->chunks[c]) {
+		none = 0;
+		return &none;
+	}
+	return (uint32_t *)(r->chunks[c] + CHUNK_PAGES) + page % CHUNK_PAGES;
 }
 
 int region_queue_push(struct fm_region *r, uint64_t page)
