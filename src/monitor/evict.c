@@ -171,9 +171,17 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	if (nstale)
 		fm_store_remove(st, stale, nstale);
 	if (failed) {
+		/* One line a second at most: a dead store fails every batch. */
+		static _Thread_local uint64_t last_ns, quiet;
+		uint64_t now = fm_now_ns();
 		c->st.store_errors += failed;
-		fm_log("pid %d: %u page(s) could not be written to the store; kept resident", (int)c->pid,
-		       failed);
+		quiet += failed;
+		if (now - last_ns >= 1000000000ull) {
+			fm_log("pid %d: %llu page(s) could not be written to the store; kept resident",
+			       (int)c->pid, (unsigned long long)quiet);
+			last_ns = now;
+			quiet = 0;
+		}
 	}
 
 	/* 4. punch the evicted pages out of the memfd, then wake waiters. */
