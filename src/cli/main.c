@@ -184,8 +184,10 @@ static int cmd_resize(int argc, char **argv)
 	snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
 	struct fm_evict_reply r = { 0 };
 	uint32_t n = 0;
-	if (control(FM_MSG_SET_TAG_LIMIT, &rq, sizeof(rq), (char *)&r, sizeof(r), &n) < 0)
+	if (control(FM_MSG_SET_TAG_LIMIT, &rq, sizeof(rq), buf, sizeof(buf), &n) < 0)
 		return 1;
+	if (n == sizeof(r))
+		memcpy(&r, buf, sizeof(r));
 	if (r.pages)
 		printf("tag %s: evicted %llu pages (%llu MiB) to meet the new limit\n", tag,
 		       (unsigned long long)r.pages, (unsigned long long)(r.pages * 4096 >> 20));
@@ -234,8 +236,12 @@ static int cmd_evict(int argc, char **argv)
 		return 2;
 	}
 	struct fm_evict_reply r = { 0 };
-	if (control(FM_MSG_EVICT, &rq, sizeof(rq), (char *)&r, sizeof(r), NULL) < 0)
+	char buf[256]; /* a reply, or an error's text */
+	uint32_t n = 0;
+	if (control(FM_MSG_EVICT, &rq, sizeof(rq), buf, sizeof(buf), &n) < 0)
 		return 1;
+	if (n == sizeof(r))
+		memcpy(&r, buf, sizeof(r));
 	if (!quiet)
 		printf("evicted %llu pages (%llu MiB) from %llu process%s\n", (unsigned long long)r.pages,
 		       (unsigned long long)(r.pages * 4096 >> 20), (unsigned long long)r.clients,

@@ -113,14 +113,14 @@ int ctl_set_tag_limit(const char *tag, uint64_t bytes, uid_t uid, struct fm_evic
 	}
 	pthread_mutex_lock(&D.lock);
 	struct fm_tag *t = do_tag_find(tag);
-	bool any = false, others = false;
+	bool mine = false, others = false;
 	for (struct fm_client *c = D.clients; t && c; c = c->next) {
 		if (c->dead || c->tag != t)
 			continue;
-		any = true;
+		mine |= c->uid == uid;
 		others |= c->uid != uid;
 	}
-	if (!t || (!is_admin(uid) && !any)) {
+	if (!t || (!is_admin(uid) && !mine)) {
 		pthread_mutex_unlock(&D.lock);
 		*why = "no such tag (see fluidmem status)";
 		return -ENOENT;
