@@ -361,9 +361,12 @@ static void print_stats(const struct fm_stats *s, FILE *f)
 		(unsigned long long)(s->faults_zero + s->faults_store), (unsigned long long)s->faults_zero,
 		(unsigned long long)s->faults_store, (unsigned long long)s->faults_wp,
 		(unsigned long long)s->faults_poisoned);
-	fprintf(f, "fluidmem: evictions %llu: written %llu, all-zero avoided %llu; store errors %llu\n",
+	fprintf(f, "fluidmem: evictions %llu: written %llu, all-zero avoided %llu, clean avoided %llu; "
+		"store errors %llu\n",
 		(unsigned long long)s->evictions, (unsigned long long)s->pages_written,
-		(unsigned long long)s->pages_zero_skipped, (unsigned long long)s->store_errors);
+		(unsigned long long)s->pages_zero_skipped, (unsigned long long)s->pages_clean_skipped,
+		(unsigned long long)s->store_errors);
+	fprintf(f, "fluidmem: prefetched %llu pages\n", (unsigned long long)s->pages_prefetched);
 	fprintf(f, "fluidmem: moved in %s, out %s; peak resident %s\n", in, out, peak);
 	fprintf(f, "fluidmem: fault latency median %.1f us, p99 %.1f us\n", fm_lat_percentile(s->lat, 0.5) / 1e3,
 		fm_lat_percentile(s->lat, 0.99) / 1e3);

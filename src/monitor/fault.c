@@ -172,11 +172,74 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
  * appears with its contents at once and the client touches it with no fault
  * at all. (Writing them through the monitor's mapping would be cheaper but
  * lets the client see a page between its allocation and its contents.) */
+/* Strides: three faults a constant distance apart (other than +1, the
+ * streams below), e.g. a column walk or a backwards scan: prefetch the next
+ * few pages at that distance, one install each. Stops by itself: the next
+ * fault off the stride resets it. */
+#define STRIDE_MAX 64  /* pages between two faults still taken for a stride */
+#define STRIDE_AHEAD 8
+
+static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr,
+			    int64_t delta)
+{
+	struct fm_worker *w = worker_get();
+	struct fm_map *m = map_find(c, addr);
+	if (!w || !m)
+		return;
+	uint64_t first = m->page, last = m->page + m->len / PAGE; /* the map's pages */
+	uint64_t q[STRIDE_AHEAD];
+	unsigned n = 0, nio = 0;
+	for (int i = 1; i <= STRIDE_AHEAD; i++) {
+		int64_t t = (int64_t)p + delta * i;
+		if (t < (int64_t)first || t >= (int64_t)last || (uint64_t)t >= r->npages)
+			break;
+		uint8_t *s = page_state(r, (uint64_t)t, true);
+		if (!s || (*s & PS_STATE) != PS_STORED)
+			continue; /* only fetches pay: a zero page costs as much as its fault */
+		q[n++] = (uint64_t)t;
+	}
+	if (!n)
+		return;
+	make_room(c, n);
+	for (unsigned i = 0; i < n; i++)
+		io_for(&w->ios[nio++], r, q[i], w->pages + (size_t)i * PAGE);
+	if (fm_store_read(w->store, w->ios, nio) < 0)
+		return;
+	bool clean = keeps_clean(w->store);
+	for (unsigned i = 0; i < n; i++) {
+		if (w->ios[i].status != FM_STORE_OK)
+			continue;
+		uint64_t a = m->start + (q[i] - m->page) * PAGE;
+		if (install(c, a, w->pages + (size_t)i * PAGE, 1, clean) != 1)
+			continue;
+		uint8_t *s = page_state(r, q[i], false);
+		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
+			fm_store_remove(w->store, &w->ios[i].key, 1);
+			*s &= (uint8_t)~PS_INSTORE;
+		}
+		r->stored--;
+		c->st.bytes_in += PAGE;
+		mark_resident(c, r, q[i], s);
+		if (clean)
+			*s |= PS_CLEAN;
+	}
+}
+
 static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
 {
 	bool stream = p == r->last_fault + 1 || (r->pf_next && p == r->pf_next);
+	int64_t delta = (int64_t)p - (int64_t)r->last_fault;
+	bool stride = !stream && delta == r->last_delta && delta != 0 && delta != 1 &&
+		      delta >= -STRIDE_MAX && delta <= STRIDE_MAX;
+	r->last_delta = delta;
 	r->last_fault = p;
-	if (!stream || !D.opt.prefetch_max) {
+	if (!D.opt.prefetch_max)
+		return;
+	if (stride) {
+		prefetch_stride(c, r, p, addr, delta);
+		return;
+	}
+	if (!stream) {
 		r->pf_win = 0;
 		r->pf_next = 0;
 		return;

@@ -62,6 +62,7 @@ struct fm_region {
 	uint64_t last_fault;   /* sequential stream detection for prefetch */
 	uint64_t pf_next;      /* first page after the last prefetch window */
 	unsigned pf_win;       /* current window, doubles while the stream goes on */
+	int64_t last_delta;    /* stride between the last two faults */
 	uint32_t flags;        /* FM_REGISTER_* */
 	struct fm_region *next;
 };
