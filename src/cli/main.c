@@ -314,7 +314,8 @@ static pid_t start_private_monitor(const char *budget, const char *store, char *
 		return -1;
 	if (pid == 0) {
 		setpgid(0, 0); /* a ^C in the terminal reaches the program, not the monitor */
-		execlp(daemon, "fluidmemd", "--socket", sock, "--local-memory", budget, "--store", store,
+		/* not the host's configuration: its socket, metrics port or allow-list are not ours */
+		execlp(daemon, "fluidmemd", "--config", "/dev/null", "--socket", sock, "--local-memory", budget, "--store", store,
 		       "--quiet", (char *)NULL);
 		fprintf(stderr, "fluidmem: cannot run %s: %s\n", daemon, strerror(errno));
 		_exit(127);

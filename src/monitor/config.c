@@ -5,7 +5,8 @@
  * (\" and \\ inside) to keep spaces or a ` #`; otherwise ` #` starts a
  * trailing comment. Keys are fluidmemd's long option names; flags take
  * true/false (yes/no, on/off, 1/0). Each setting becomes `--key=value`
- * ahead of the command line's arguments, so flags override the file.
+ * ahead of the command line's arguments, so flags override the file. A key
+ * may be set once, except the lists (allow, reserve), which add up.
  *
  * The parser is a pure function over a buffer (no I/O, no allocation) so it
  * can be fuzzed; the checker allocates only the argument strings. What this
@@ -157,6 +158,10 @@ static const struct {
 /* Keys that make no sense in the file. */
 static const char *const refused[] = { "config", "help", "version" };
 
+/* Options that add up rather than replace (lists): they may be given on
+ * several lines, and the command line's add to the file's. */
+static const char *const repeatable[] = { "allow", "reserve" };
+
 static int parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
@@ -242,7 +247,10 @@ static int collect_one(void *arg, const char *key, const char *value, unsigned l
 		return -EINVAL;
 	}
 	size_t klen = strlen(key);
-	for (int i = 0; i < c->n; i++)
+	bool repeats = false;
+	for (size_t i = 0; i < sizeof(repeatable) / sizeof(repeatable[0]); i++)
+		repeats |= strcmp(key, repeatable[i]) == 0;
+	for (int i = 0; i < c->n && !repeats; i++)
 		if (strncmp(c->args[i] + 2, key, klen) == 0 && (c->args[i][2 + klen] == '=' || !c->args[i][2 + klen])) {
 			snprintf(why, cap, "'%s' is already set on line %u", key, c->lines[i]);
 			return -EINVAL;
@@ -378,7 +386,15 @@ static int read_file(const char *path, char **buf, size_t *len)
 	return 0;
 }
 
-static char **kept; /* the spliced vector: reachable until exit */
+/* The spliced vector and the strings it points to, freed at exit (getopt
+ * permutes the vector, so the strings are kept in their own list). */
+static char **kept_vec, **kept_args;
+
+static void free_kept(void)
+{
+	fm_config_args_free(kept_args);
+	free(kept_vec);
+}
 
 int fm_config_argv(int argc, char **argv, const struct option *longopts, int *argc_out, char ***argv_out)
 {
@@ -415,8 +431,9 @@ int fm_config_argv(int argc, char **argv, const struct option *longopts, int *ar
 	v[0] = argv[0];
 	memcpy(v + 1, args, sizeof(*v) * (size_t)n);
 	memcpy(v + 1 + n, argv + 1, sizeof(*v) * (size_t)(argc - 1));
-	free(args); /* the strings now belong to v */
-	kept = v;
+	kept_vec = v;
+	kept_args = args;
+	atexit(free_kept);
 	*argc_out = argc + n;
 	*argv_out = v;
 	return 0;
