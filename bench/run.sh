@@ -29,7 +29,8 @@ step() {
 	echo "=== $name: $((SECONDS - start)) s"
 }
 
-echo "fluidmem benchmarks: $(uname -r), $(nproc) CPUs, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "fluidmem benchmarks: $(uname -r), $(nproc) CPUs, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), build $BUILD"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (on a busy machine every number below is inflated)"
 [ "$(id -u)" = 0 ] || echo "note: not root, the kernel swap comparison will be skipped"
 step "Table 1 (with the uffd floor)" "$ROOT/bench/table1.sh" --budget "${FM_BENCH_BUDGET:-32M}" --out "$OUT"
 step "fluidmem vs kernel swap" "$ROOT/bench/swap-compare.sh" --budget "${FM_SWAP_BUDGET:-64M}" --repeat "${FM_SWAP_REPEAT:-3}" --out "$OUT"
@@ -71,5 +72,6 @@ echo
 echo "=== issue 4 targets, this run (default configuration, local store) ==="
 targets
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "results in $OUT: table1.csv, table1-monitor.csv, floor.txt, swap-compare.csv, *.png, raw/, samples/ (log: $LOG)"
 exit $rc
