@@ -122,7 +122,11 @@ mode_ready() {
 	MODE_SKIP=""
 	case $1 in
 	plain) return 0 ;;
-	swap|noswap) swap_setup "${SWAP_SIZE:-8G}" || { MODE_SKIP=$SWAP_SKIP; return 1; } ;;
+	swap) swap_setup "${SWAP_SIZE:-8G}" || { MODE_SKIP=$SWAP_SKIP; return 1; } ;;
+	noswap) # needs the cgroup only, no swap device
+		[ "$(id -u)" = 0 ] || { MODE_SKIP="needs root (cgroups)"; return 1; }
+		[ -n "$SWAP_CG_KIND" ] || _swap_probe_cgroup || { MODE_SKIP=$SWAP_SKIP; return 1; }
+		[ "$SWAP_NOSWAP_STRICT" = 1 ] || { MODE_SKIP="cgroup v1 without swap accounting (memory.memsw.*): cannot forbid swap"; return 1; } ;;
 	fluidmem) fluidmem_probe ;;
 	fluidmem-mc) fluidmem_probe && start_memcached_store ;;
 	*) MODE_SKIP="unknown mode $1"; return 1 ;;
