@@ -16,6 +16,7 @@
  * usage: soak MIB THREADS SECONDS SEED
  *        soak neighbour   (one deterministic mremap case, see neighbour())
  *        soak move-race   (mremap moves racing mmaps, see move_race())
+ *        soak move-onto   (shrink/grow/madvise after a move onto a mapping)
  * Environment: SOAK_TRACE=1 logs every mapping operation; SOAK_NO_GROW=1
  * leaves out mremap grow; SOAK_MAPOPS=0 every mapping operation (the
  * mappings are still made once at the start).
@@ -458,8 +459,63 @@ static int move_race(void)
 	return 0;
 }
 
+/* `soak move-onto`: mremap(MREMAP_FIXED) of mapping R onto mapping D (the
+ * soak's move), then a shrink and a grow of R where it is now; and, the same
+ * way, madvise(DONTNEED) of small plain memory made in the tail the shrink
+ * freed. Both must behave as without fluidmem. */
+static int move_onto(void)
+{
+	const size_t MB = 1ul << 20;
+	char *d = anon(NULL, 4 * MB, 0), *r = anon(NULL, 4 * MB, 0);
+	memset(r, 5, 4 * MB);
+	char *p = mremap(r, 4 * MB, 4 * MB, MREMAP_MAYMOVE | MREMAP_FIXED, d);
+	if (p != d || mremap(p, 4 * MB, 1 * MB, 0) != p) {
+		perror("soak move-onto: move or shrink");
+		return 2;
+	}
+	int bad = 0;
+	char *g = mremap(p, 1 * MB, 8 * MB, MREMAP_MAYMOVE);
+	if (g == MAP_FAILED) {
+		fprintf(stderr, "soak move-onto: grow after a move onto a mapping and a shrink failed: %m\n");
+		bad = 1;
+	}
+	for (size_t i = 0; !bad && i < 8 * MB; i += PAGE)
+		if (g[i] != (i < MB ? 5 : 0)) {
+			fprintf(stderr, "soak move-onto: grown mapping wrong at +%zu\n", i);
+			bad = 1;
+		}
+	/* the same, then plain memory (under the 1 MiB threshold) in the tail */
+	d = anon(NULL, 4 * MB, 0);
+	r = anon(NULL, 4 * MB, 0);
+	p = mremap(r, 4 * MB, 4 * MB, MREMAP_MAYMOVE | MREMAP_FIXED, d);
+	if (p != d || mremap(p, 4 * MB, 1 * MB, 0) != p) {
+		perror("soak move-onto: move or shrink");
+		return 2;
+	}
+	char *q = mmap(p + 2 * MB, MB / 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+	if (q != p + 2 * MB) {
+		fprintf(stderr, "soak move-onto: cannot map at the freed tail (skip the madvise part)\n");
+	} else {
+		memset(q, 9, MB / 2);
+		if (madvise(q, MB / 2, MADV_DONTNEED) < 0) {
+			fprintf(stderr, "soak move-onto: madvise(DONTNEED) of plain memory in a freed tail failed: %m\n");
+			bad = 1;
+		} else if (q[0] != 0) {
+			fprintf(stderr, "soak move-onto: DONTNEED did not zero plain memory\n");
+			bad = 1;
+		}
+	}
+	if (bad)
+		return 1;
+	printf("soak move-onto ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "move-onto") == 0)
+		return move_onto();
 	if (argc == 2 && strcmp(argv[1], "move-race") == 0) {
 		struct sigaction sb = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 		sigaction(SIGBUS, &sb, NULL);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t-soak-mremap: the two mremap cases the soak test found, each on its own,
+# t-soak-mremap: the three mremap cases the soak test found, each on its own,
 # deterministic enough to name: (1) growing a shrunk mapping past its neighbour
 # (the kernel moves it) must not take the neighbour's pages away; (2) mremap
 # moves in one thread racing mmap/munmap in another must not lose the moved
@@ -11,6 +11,11 @@ out=$(fmrun 64M "$T/n.json" "$FM_BUILD/tests/soak" neighbour 2>&1); rc=$?
 echo "$out"
 if [ $rc -eq 77 ]; then note "neighbour case could not be set up"; elif [ $rc -ne 0 ]; then
 	echo "FAIL: growing a mapping past its neighbour lost the neighbour (exit $rc)"; bad=1
+fi
+out=$(fmrun 64M "$T/o.json" "$FM_BUILD/tests/soak" move-onto 2>&1); rc=$?
+echo "$out"
+if [ $rc -ne 0 ]; then
+	echo "FAIL: after moving a mapping onto another, shrink + grow or madvise in the freed tail misbehave (exit $rc)"; bad=1
 fi
 for i in 1 2 3; do
 	out=$(fmrun 64M "$T/r$i.json" "$FM_BUILD/tests/soak" move-race 2>&1); rc=$?
