@@ -3,7 +3,10 @@
 # deterministic enough to name: (1) growing a shrunk mapping past its neighbour
 # (the kernel moves it) must not take the neighbour's pages away; (2) mremap
 # moves in one thread racing mmap/munmap in another must not lose the moved
-# mapping (tests/soak.c, modes neighbour and move-race).
+# mapping; (3) after mremap(MREMAP_FIXED) of a mapping onto another one, a
+# shrink then a grow must work, and madvise(DONTNEED) of plain memory made in
+# the tail the shrink freed must too (tests/soak.c: neighbour, move-race,
+# move-onto).
 . "$(dirname "$0")/lib.sh"
 start_monitor --local-memory 64M
 bad=0
