@@ -96,14 +96,32 @@ fuzz:
 bench: all
 	./bench/run.sh
 
+# The configuration stays in /etc/fluidmem whatever PREFIX (fluidmemd reads it
+# there); an existing one is the operator's and is never overwritten.
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/fluidmem
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/fluidmem \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/fluidmem
 	install -m 755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(LIB) $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/fluidmem/*.h $(DESTDIR)$(PREFIX)/include/fluidmem/
+	install -m 644 man/fluidmem.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/fluidmemd.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' etc/fluidmemd.service >$(DESTDIR)$(UNITDIR)/fluidmemd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/fluidmemd.service
+	test -e $(DESTDIR)/etc/fluidmem/fluidmemd.conf || install -m 644 etc/fluidmemd.conf $(DESTDIR)/etc/fluidmem/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/fluidmemd $(DESTDIR)$(PREFIX)/bin/fluidmem \
+		$(DESTDIR)$(PREFIX)/lib/libfluidmem.so $(DESTDIR)$(PREFIX)/lib/libfluidmem-preload.so \
+		$(DESTDIR)$(PREFIX)/lib/libfluidmem.a $(DESTDIR)$(MANDIR)/man1/fluidmem.1 \
+		$(DESTDIR)$(MANDIR)/man8/fluidmemd.8 $(DESTDIR)$(UNITDIR)/fluidmemd.service
+	rm -rf $(DESTDIR)$(PREFIX)/include/fluidmem
 
 clean:
 	rm -rf build build-san
 
-.PHONY: all deps demo test stress fuzz bench install clean
+.PHONY: all deps demo test stress fuzz bench install uninstall clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
