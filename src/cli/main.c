@@ -110,7 +110,19 @@ static int cmd_status(int argc, char **argv)
 		else if (o == 's')
 			opt_socket = optarg;
 		else {
-			fprintf(o == 'h' ? stdout : stderr, "Usage: fluidmem status [--json] [--socket PATH]\n");
+			fprintf(o == 'h' ? stdout : stderr,
+				"Usage: fluidmem status [--json] [--socket PATH]\n"
+				"The monitor's budget, what is resident, its store, and one line per client\n"
+				"process. Root sees every process; another user sees only their own.\n\n"
+				"  -j, --json         every counter, each region, and the totals, as JSON\n"
+				"  -s, --socket PATH  the monitor's socket (default $FLUIDMEM_SOCKET or\n"
+				"                     /run/fluidmem/fluidmemd.sock)\n"
+				"  -h, --help         show this help\n\n"
+				"Columns: PID, UID, TAG (its `fluidmem run`), REGIONS, SIZE_MIB (address space\n"
+				"of its regions), RES_MIB (resident now), STORE_MIB (in the store now), FAULTS\n"
+				"(zero pages and pages from the store), EVICTIONS (pages), P50_US and P99_US\n"
+				"(fault latency percentiles since the process started). docs/operations.md\n"
+				"says more.\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
