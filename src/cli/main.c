@@ -508,20 +508,33 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "fluidmem: %s killed by signal %d (%s)\n", argv[optind], WTERMSIG(st),
 			strsignal(WTERMSIG(st)));
 
-	if (stats || stats_json) {
+	{
 		/* The monitor folds a client's counters into its tag when it sees
 		 * the process gone; give it a moment to notice. */
 		struct fm_tag_req rq = { 0 };
-		struct fm_stats s;
+		struct fm_stats s = { 0 };
+		int got = -1;
 		snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
 		opt_socket = sock;
 		for (int i = 0; i < 100; i++) {
-			if (control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL) < 0)
+			if ((got = control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL)) < 0)
 				break;
 			if (s.clients == 0) /* TAG_STATS counts live clients here */
 				break;
 			usleep(20000);
 		}
+		/* A static binary, or a loader that refused the library: the
+		 * program ran, but not on fluidmem memory. Say so. */
+		bool heap_expected = !no_heap && strncmp(base, "qemu-system-", 12) != 0;
+		if (heap_expected && got == 0 && !s.faults_zero && !s.faults_store && !s.regions && !s.evictions)
+			fprintf(stderr, "fluidmem: warning: %s never used fluidmem memory (a static binary, or "
+				"the preload library was not loaded)\n", argv[optind]);
+	}
+	if (stats || stats_json) {
+		struct fm_tag_req rq = { 0 };
+		struct fm_stats s = { 0 };
+		snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
+		control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL);
 		if (stats)
 			print_stats(&s, stderr);
 		if (stats_json && write_stats_json(&s, stats_json) < 0 && code == 0)

@@ -178,6 +178,7 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
  * fault off the stride resets it. */
 #define STRIDE_MAX 64  /* pages between two faults still taken for a stride */
 #define STRIDE_AHEAD 8
+#define PF_CHUNK 8     /* stream pages installed per step */
 
 static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr,
 			    int64_t delta)
@@ -272,34 +273,42 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	}
 	if (!n)
 		return;
-	make_room(c, n);
-	if (kind == PS_STORED) {
-		for (uint64_t i = 0; i < n; i++)
-			io_for(&w->ios[i], r, p + 1 + i, w->pages + i * PAGE);
-		if (fm_store_read(w->store, w->ios, n) < 0)
-			return;
-		for (uint64_t i = 0; i < n; i++)
-			if (w->ios[i].status != FM_STORE_OK) {
-				n = i; /* stop before a page its own fault must report */
-				break;
-			}
-	}
+	/* In chunks, nearest first: the program is already running (its fault
+	 * was answered) and its next access is p+1; it waits for one chunk,
+	 * not for the window. */
 	bool clean = kind == PS_STORED && keeps_clean(w->store);
-	uint64_t got = install(c, addr + PAGE, kind == PS_STORED ? w->pages : NULL, n, clean);
-	for (uint64_t i = 0; i < got; i++) {
-		uint64_t q = p + 1 + i;
-		uint8_t *s = page_state(r, q, false);
+	for (uint64_t off = 0; off < n;) {
+		uint64_t k = n - off < PF_CHUNK ? n - off : PF_CHUNK, first = p + 1 + off;
+		make_room(c, k);
 		if (kind == PS_STORED) {
-			if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
-				fm_store_remove(w->store, &w->ios[i].key, 1);
-				*s &= (uint8_t)~PS_INSTORE;
-			}
-			r->stored--;
-			c->st.bytes_in += PAGE;
+			for (uint64_t i = 0; i < k; i++)
+				io_for(&w->ios[i], r, first + i, w->pages + i * PAGE);
+			if (fm_store_read(w->store, w->ios, k) < 0)
+				return;
+			for (uint64_t i = 0; i < k; i++)
+				if (w->ios[i].status != FM_STORE_OK) {
+					k = i; /* stop before a page its own fault must report */
+					break;
+				}
 		}
-		mark_resident(c, r, q, s);
-		if (clean)
-			*s |= PS_CLEAN;
+		uint64_t got = install(c, addr + (1 + off) * PAGE, kind == PS_STORED ? w->pages : NULL, k, clean);
+		for (uint64_t i = 0; i < got; i++) {
+			uint8_t *s = page_state(r, first + i, false);
+			if (kind == PS_STORED) {
+				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
+					fm_store_remove(w->store, &w->ios[i].key, 1);
+					*s &= (uint8_t)~PS_INSTORE;
+				}
+				r->stored--;
+				c->st.bytes_in += PAGE;
+			}
+			mark_resident(c, r, first + i, s);
+			if (clean)
+				*s |= PS_CLEAN;
+		}
+		if (got < PF_CHUNK)
+			return;
+		off += got;
 	}
 }
 
