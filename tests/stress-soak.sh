@@ -145,8 +145,14 @@ while :; do
 	# a client kill (-9) at the scheduled times, on a random running client
 	case "$kill_times" in *" $el "*)
 		kill_times=${kill_times/ $el / }
-		slot=$((1 + RANDOM % NCL))
-		c=$(child_of "${CPID[$slot]:-0}")
+		c=
+		first=$((RANDOM % NCL))
+		for k in $(seq 0 $((NCL - 1))); do # a random running client
+			slot=$((1 + (first + k) % NCL))
+			[ -n "${CPID[$slot]:-}" ] && [ "${CKIND[$slot]}" = normal ] || continue
+			c=$(child_of "${CPID[$slot]}")
+			[ -n "$c" ] && break
+		done
 		if [ -n "$c" ]; then
 			kill -9 "$c"
 			CKIND[$slot]=killed
@@ -155,6 +161,7 @@ while :; do
 	esac
 	if [ "$STORE" = memcached ] && [ $mc_killed = 0 ] && [ "$el" -ge $mc_kill_at ]; then
 		kill -9 "${MC_PIDS[1]}"
+		wait "${MC_PIDS[1]}" 2>/dev/null
 		mc_killed=1
 		note "t=$el s: kill -9 memcached on port ${MC_PORTS[1]} (replicas=2 keeps every page)"
 	fi
