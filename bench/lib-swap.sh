@@ -1,4 +1,5 @@
 # lib-swap.sh - sourced by the application scripts: run a command under the kernel's
+# shellcheck shell=bash
 # own answer to "more memory than the budget", a memory cgroup capped at the budget
 # with swap behind it, so fluidmem has something honest to be compared with.
 #

@@ -1,4 +1,5 @@
 # app-test.sh - sourced by tests/t-app-*.sh after tests/lib.sh: runs one bench/apps
+# shellcheck shell=bash
 # script in its small variant and checks its RESULT lines.
 #
 #   app_test SCRIPT LABEL ARGS...

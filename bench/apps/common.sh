@@ -1,4 +1,5 @@
 # common.sh - sourced by every bench/apps/*.sh: options, run modes, result lines.
+# shellcheck shell=bash
 #
 # A run mode is how an application's memory is provided:
 #   plain        all in RAM (in an uncapped cgroup when cgroups work, to measure peak)
