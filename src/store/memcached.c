@@ -12,9 +12,9 @@
  * multi-get per server before fetching from any, so servers work in parallel;
  * a key that is missing, corrupt or unreachable there moves on to its next
  * copy. A write seals every page (seal.h: encrypted when the io carries the
- * region's secret) and pipelines quiet sets (SETQ) to
- * each copy's server, then one round-trip barrier per server, sent to all
- * servers before waiting for any, proves each server took them all.
+ * region's secret) and pipelines quiet sets (SETQ) to each copy's server,
+ * then one round-trip barrier per server, sent to all servers before waiting
+ * for any, proves each server took them all.
  * Removes are pipelined the same way, as expired empty values (see
  * TOMBSTONE_EXPTIME); an empty value reads as missing. With replicas > 1, a
  * read without an expected version asks every copy and keeps the newest (see
