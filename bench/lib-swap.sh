@@ -1,5 +1,4 @@
 # lib-swap.sh - sourced by the application scripts: run a command under the kernel's
-# shellcheck shell=bash
 # own answer to "more memory than the budget", a memory cgroup capped at the budget
 # with swap behind it, so fluidmem has something honest to be compared with.
 #
@@ -26,6 +25,7 @@
 # 24 GiB machine means only the capped cgroups do.
 #
 # What it does not do: touch swap devices or cgroups it did not create, or pin CPUs.
+# shellcheck shell=bash
 
 SWAP_CG_KIND=""      # v1 | v2
 SWAP_CG_PARENT=""    # where our cgroups are created

@@ -1,5 +1,4 @@
 # app-test.sh - sourced by tests/t-app-*.sh after tests/lib.sh: runs one bench/apps
-# shellcheck shell=bash
 # script in its small variant and checks its RESULT lines.
 #
 #   app_test SCRIPT LABEL ARGS...
@@ -13,6 +12,7 @@
 #     the script's reason. FM_APP_KNOWN_PROBLEM="text" (set by a test whose
 #     application does not work under fluidmem yet) turns a fluidmem failure into a
 #     skip that names the known problem and this run's failure.
+# shellcheck shell=bash
 app_test() {
 	local script=$1 label=$2 rc=0 line status
 	shift 2

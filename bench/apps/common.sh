@@ -1,5 +1,4 @@
 # common.sh - sourced by every bench/apps/*.sh: options, run modes, result lines.
-# shellcheck shell=bash
 #
 # A run mode is how an application's memory is provided:
 #   plain        all in RAM (in an uncapped cgroup when cgroups work, to measure peak)
@@ -18,6 +17,7 @@
 # Scripts parse: --quick (seconds, for tests) | --bench (minutes; default), --budget SIZE,
 # --modes "LIST", --keep (keep the work dir). Environment: FM_BUILD (default build/),
 # FLUIDMEM (the fluidmem command), FM_MC_URL (use this memcached instead of starting one).
+# shellcheck shell=bash
 set -u
 APPS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FM_ROOT=$(cd "$APPS_DIR/../.." && pwd)
