@@ -276,6 +276,8 @@ static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_
 	return 0;
 }
 
+static void forget_locked(uintptr_t a, uintptr_t e, const struct cregion *keep);
+
 void *fm_map(void *addr, size_t len, int prot, int flags)
 {
 	len = (len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
@@ -304,6 +306,8 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 	}
 	/* A child of fork gets its own copy from the monitor, never this mapping. */
 	fm_sys_madvise(p, len, MADV_DONTFORK);
+	if (flags & MAP_FIXED)
+		forget_locked((uintptr_t)p, (uintptr_t)p + len, NULL); /* what it replaced */
 	rc = add_region((uintptr_t)p, len, fd, 0, len, (flags & FM_MAP_HEAP) ? FM_REGISTER_HEAP : 0, true);
 	if (rc < 0) {
 		fm_sys_munmap(p, len);
@@ -381,7 +385,8 @@ out:
 	return rc;
 }
 
-/* After mremap: the region now lives at new_addr with new_len. */
+/* After mremap: the region now lives at new_addr with new_len. Whatever was
+ * at the destination before is gone (MREMAP_FIXED unmaps it). */
 void fm_moved(void *old_addr, void *new_addr, size_t new_len)
 {
 	pthread_mutex_lock(&G.lock);
@@ -389,6 +394,7 @@ void fm_moved(void *old_addr, void *new_addr, size_t new_len)
 	if (r && r->addr == (uintptr_t)old_addr) {
 		r->addr = (uintptr_t)new_addr;
 		r->len = new_len;
+		forget_locked((uintptr_t)new_addr, (uintptr_t)new_addr + new_len, r);
 	}
 	pthread_mutex_unlock(&G.lock);
 }
@@ -416,12 +422,15 @@ void *fm_adopted_range(int fd, off_t off, size_t len)
 	return out;
 }
 
-void fm_forget(void *addr, size_t len)
+/* Drop [a, e) from the table (except the entry keep). Caller holds G.lock. */
+static void forget_locked(uintptr_t a, uintptr_t e, const struct cregion *keep)
 {
-	uintptr_t a = (uintptr_t)addr, e = a + len;
-	pthread_mutex_lock(&G.lock);
+	/* entries move as others are dropped: recognise keep by its id */
+	uint64_t kid[2] = { keep ? keep->id[0] : 0, keep ? keep->id[1] : 0 };
 	for (int i = 0; i < G.n; i++) {
 		struct cregion *r = &G.r[i];
+		if (keep && r->id[0] == kid[0] && r->id[1] == kid[1])
+			continue;
 		if (a <= r->addr && e >= r->addr + r->len) { /* the whole region went */
 			if (r->memfd >= 0)
 				close(r->memfd);
@@ -435,16 +444,42 @@ void fm_forget(void *addr, size_t len)
 		}
 		/* a hole in the middle: the table keeps the outer bounds */
 	}
+}
+
+void fm_forget(void *addr, size_t len)
+{
+	pthread_mutex_lock(&G.lock);
+	forget_locked((uintptr_t)addr, (uintptr_t)addr + len, NULL);
 	pthread_mutex_unlock(&G.lock);
+}
+
+/* munmap of memory that may hold regions: the monitor forgets the range
+ * first and the range is unregistered, so no UNMAP event is left to arrive
+ * after another thread has mremapped something onto the freed address. */
+int fm_unmap(void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr, e = a + ((len + PAGE_SZ - 1) & ~(PAGE_SZ - 1));
+	pthread_mutex_lock(&G.lock);
+	bool ours = false;
+	for (int i = 0; i < G.n && !ours; i++)
+		ours = a < G.r[i].addr + G.r[i].len && G.r[i].addr < e;
+	if (ours && G.state == 1 && a % PAGE_SZ == 0) {
+		struct fm_unmap rq = { .addr = a, .len = e - a };
+		if (call(FM_MSG_UNMAP, &rq, sizeof(rq), NULL, 0, NULL, 0, NULL, NULL) == 0) {
+			struct uffdio_range r = { a, e - a };
+			ioctl(G.uffd, UFFDIO_UNREGISTER, &r);
+		}
+	}
+	int rc = fm_sys_munmap(addr, len) < 0 ? -errno : 0;
+	if (rc == 0 && ours)
+		forget_locked(a, e, NULL);
+	pthread_mutex_unlock(&G.lock);
+	return rc;
 }
 
 int fm_free(void *addr, size_t len)
 {
-	len = (len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
-	if (fm_sys_munmap(addr, len) < 0)
-		return -errno;
-	fm_forget(addr, len);
-	return 0;
+	return fm_unmap(addr, len);
 }
 
 /* The watcher: the monitor's connection closing means our pages in its store

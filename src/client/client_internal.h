@@ -14,6 +14,7 @@ int fm_sys_madvise(void *addr, size_t len, int advice);
 void *fm_sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr);
 void fm_moved(void *old_addr, void *new_addr, size_t new_len);
 void *fm_adopted_range(int fd, off_t off, size_t len);
+int fm_unmap(void *addr, size_t len);
 void fm_start_watcher(void);
 /* Set by the preload library: it starts the watcher thread itself, from its
  * constructor, because creating a thread inside malloc would recurse. */

@@ -187,6 +187,8 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	void *p = fm_sys_mmap(addr, len, prot, flags, fd, off);
 	if (p == MAP_FAILED)
 		return p;
+	if ((flags & MAP_FIXED) && fm_owns(p, 1))
+		fm_forget(p, len); /* it replaced (part of) a region */
 	if (P.enabled && (flags & MAP_SHARED) && fd >= 0 && len >= P.threshold && adoptable_memfd(fd)) {
 		int rc = fm_adopt(p, len, fd, off);
 		if (rc < 0) {
@@ -204,10 +206,12 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 EXPORT int munmap(void *addr, size_t len)
 {
-	long rc = syscall(SYS_munmap, addr, len);
-	if (rc == 0 && fm_owns(addr, 1))
-		fm_forget(addr, len);
-	return (int)rc;
+	int rc = fm_unmap(addr, len);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
 }
 
 EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)

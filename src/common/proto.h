@@ -26,6 +26,7 @@ enum fm_msg_type {
 	FM_MSG_GROW = 3,        /* payload fm_grow: a region's memfd grows (mremap) */
 	FM_MSG_SNAPSHOT = 4,    /* fork: reply fm_snapshot_reply + one fd per region clone */
 	FM_MSG_ADOPT = 5,       /* child after fork: fds memfd, payload fm_adopt */
+	FM_MSG_UNMAP = 6,       /* payload fm_unmap: the client is about to munmap a range */
 	/* control connection */
 	FM_MSG_STATUS = 16,     /* payload fm_status_req, reply text */
 	FM_MSG_SET_BUDGET = 17, /* payload fm_set_budget */
@@ -84,6 +85,13 @@ struct fm_snapshot_reply {
 	uint32_t count;
 	uint32_t pad;
 	struct fm_snapshot_entry e[FM_SNAPSHOT_MAX];
+};
+
+/* Sent (and answered) before the client unregisters and unmaps a range, so
+ * the monitor forgets it before its address can be reused; the kernel then
+ * sends no UNMAP event, which could arrive after a REMAP onto that address. */
+struct fm_unmap {
+	uint64_t addr, len;
 };
 
 struct fm_adopt {

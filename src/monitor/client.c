@@ -138,11 +138,19 @@ static int do_grow(struct fm_client *c, const struct fm_grow *g, const char **wh
 		return err;
 	for (size_t i = 0; i < c->nmaps; i++)
 		if (c->maps[i].region == r && c->maps[i].page == 0 && c->maps[i].len < g->new_len) {
-			uint64_t start = c->maps[i].start, old = c->maps[i].len;
-			/* only if the space after it is not someone else's map */
-			if (!map_find(c, start + old)) {
-				c->maps[i].len = g->new_len;
-			}
+			struct fm_map *m = &c->maps[i];
+			m->grow_from = m->len;
+			m->grow_to = g->new_len;
+			/* In place when no other map is in the way (faults there may
+			 * come before any event); otherwise the kernel moves it and
+			 * the REMAP that follows takes grow_to along. */
+			bool free_after = true;
+			for (size_t k = 0; k < c->nmaps; k++)
+				if (k != i && c->maps[k].start < m->start + g->new_len &&
+				    c->maps[k].start + c->maps[k].len > m->start + m->len)
+					free_after = false;
+			if (free_after)
+				m->len = g->new_len;
 		}
 	return 0;
 }
@@ -304,7 +312,11 @@ static int do_adopt(struct fm_client *c, const struct fm_adopt *a, const char **
 		r->next = c->regions;
 		c->regions = r;
 		c->st.regions++;
-		/* its resident pages were counted globally at snapshot time */
+		/* its resident pages were counted globally at snapshot time;
+		 * its stored ones count for this client's tenant from now on */
+		for (uint64_t p = 0; p < r->npages; p++)
+			if (r->chunks[p / CHUNK_PAGES] && (r->chunks[p / CHUNK_PAGES][p % CHUNK_PAGES] & PS_INSTORE))
+				atomic_fetch_add(&c->tenant->stored, 1);
 		atomic_fetch_add(&c->resident, r->resident);
 		if (c->tag)
 			atomic_fetch_add(&c->tag->resident, r->resident);
@@ -322,6 +334,7 @@ static int client_request(struct fm_client *c)
 		struct fm_register reg;
 		struct fm_grow grow;
 		struct fm_adopt adopt;
+		struct fm_unmap unmap;
 		char raw[256];
 	} u;
 	struct fm_msg_hdr h;
@@ -361,6 +374,18 @@ static int client_request(struct fm_client *c)
 		rc = h.len == sizeof(u.adopt) ? do_adopt(c, &u.adopt, &why) : -EINVAL;
 		if (rc == 0)
 			reply(c->sock, 0, NULL, 0);
+		break;
+	case FM_MSG_UNMAP:
+		if (h.len != sizeof(u.unmap) || u.unmap.addr % PAGE || u.unmap.addr + u.unmap.len < u.unmap.addr) {
+			rc = -EINVAL;
+			why = "bad unmap range";
+			break;
+		}
+		drop_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
+		map_remove_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
+		client_release_unmapped(c, worker_store());
+		reply(c->sock, 0, NULL, 0);
+		rc = 0;
 		break;
 	default:
 		rc = -EINVAL;

@@ -120,14 +120,18 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 
 	/* 2. copy out; zero pages need no store write, clean ones neither
 	 *    (a write since the protection above is still waiting for us). */
-	unsigned nio = 0;
-	bool zero[FM_BATCH_MAX], clean[FM_BATCH_MAX];
+	unsigned nio = 0, ncapped = 0;
+	bool zero[FM_BATCH_MAX], clean[FM_BATCH_MAX], capped[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		const char *src = r->mon + v[i] * PAGE;
 		uint8_t ps = *page_state(r, v[i], false);
 		clean[i] = (ps & PS_CLEAN) && (ps & PS_INSTORE);
 		zero[i] = !clean[i] && D.opt.zero_skip && page_is_zero(src);
-		if (zero[i] || clean[i])
+		/* a new page in the store past the tenant's cap stays here */
+		capped[i] = !clean[i] && !zero[i] && !(ps & PS_INSTORE) && tenant_at_cap(c, ncapped + 1);
+		if (capped[i])
+			ncapped++;
+		if (zero[i] || clean[i] || capped[i])
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
 		++*page_version(r, v[i]);
@@ -144,8 +148,8 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	uint64_t gone[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *s = page_state(r, v[i], false);
-		if (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK) {
-			failed++;
+		if (capped[i] || (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK)) {
+			failed += !capped[i];
 			uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
 			*s |= PS_QUEUED;
 			region_queue_push(r, v[i]);
@@ -158,10 +162,12 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		} else if (zero[i]) {
 			if (*s & PS_INSTORE)
 				stale[nstale++] = (struct fm_page_key){ { r->id[0], r->id[1] }, v[i] };
+			instore(c, s, false);
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);
 			c->st.pages_zero_skipped++;
 		} else {
-			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
+			instore(c, s, true);
+			*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_STORED);
 			r->stored++;
 			c->st.pages_written++;
 			c->st.bytes_out += PAGE;
@@ -170,6 +176,14 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	}
 	if (nstale)
 		fm_store_remove(st, stale, nstale);
+	if (ncapped) {
+		static _Thread_local uint64_t last_cap_ns;
+		if (fm_now_ns() - last_cap_ns >= 1000000000ull) {
+			fm_log("pid %d: uid %d is at its store cap: %u page(s) kept resident", (int)c->pid,
+			       (int)c->uid, ncapped);
+			last_cap_ns = fm_now_ns();
+		}
+	}
 	if (failed) {
 		/* One line a second at most: a dead store fails every batch. */
 		static _Thread_local uint64_t last_ns, quiet;

@@ -128,7 +128,7 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	r->stored--;
 	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 		fm_store_remove(w->store, &io.key, 1);
-		*s &= (uint8_t)~PS_INSTORE;
+		instore(c, s, false);
 	}
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
@@ -216,7 +216,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		uint8_t *s = page_state(r, q[i], false);
 		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 			fm_store_remove(w->store, &w->ios[i].key, 1);
-			*s &= (uint8_t)~PS_INSTORE;
+			instore(c, s, false);
 		}
 		r->stored--;
 		c->st.bytes_in += PAGE;
@@ -297,7 +297,7 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			if (kind == PS_STORED) {
 				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 					fm_store_remove(w->store, &w->ios[i].key, 1);
-					*s &= (uint8_t)~PS_INSTORE;
+					instore(c, s, false);
 				}
 				r->stored--;
 				c->st.bytes_in += PAGE;
@@ -355,6 +355,13 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 		return;
 	case PS_EMPTY:
 		make_room(c, 1);
+		if (tenant_at_cap(c, 1) && atomic_load(&D.resident) >= atomic_load(&D.budget_pages)) {
+			/* no room here, none allowed in the store: out of memory */
+			fm_log("pid %d: uid %d is at its store cap and the budget is full: SIGBUS at %#llx",
+			       (int)c->pid, (int)c->uid, (unsigned long long)addr);
+			poison(c, addr);
+			return;
+		}
 		fault_zero(c, r, p, s, addr);
 		break;
 	case PS_STORED:
@@ -367,7 +374,7 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 }
 
 /* [start, end) of the client's address space: pages become zeros. */
-static void drop_range(struct fm_client *c, uint64_t start, uint64_t end)
+void drop_range(struct fm_client *c, uint64_t start, uint64_t end)
 {
 	for (size_t i = 0; i < c->nmaps; i++) {
 		struct fm_map *m = &c->maps[i];
@@ -387,11 +394,23 @@ static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
 		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
+		/* The tail of an mremap move: its map has moved already, and the
+		 * address may hold a new region by now. */
+		for (unsigned i = 0; i < c->nmoved_from; i++)
+			if (c->moved_from[i].start == msg->arg.remove.start &&
+			    c->moved_from[i].end == msg->arg.remove.end) {
+				c->moved_from[i] = c->moved_from[--c->nmoved_from];
+				return;
+			}
 		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
 		map_remove_range(c, msg->arg.remove.start, msg->arg.remove.end);
 		client_release_unmapped(c, worker_store());
 		break;
 	case UFFD_EVENT_REMAP:
+		if (c->nmoved_from == sizeof(c->moved_from) / sizeof(c->moved_from[0]))
+			c->nmoved_from--; /* full: forget one expectation */
+		c->moved_from[c->nmoved_from].start = msg->arg.remap.from;
+		c->moved_from[c->nmoved_from++].end = msg->arg.remap.from + msg->arg.remap.len;
 		if (map_move(c, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len) < 0)
 			fm_log("pid %d: mremap of %#llx: no such map", (int)c->pid,
 			       (unsigned long long)msg->arg.remap.from);

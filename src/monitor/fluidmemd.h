@@ -42,7 +42,9 @@ struct fm_client;
 struct fm_tenant {
 	uid_t uid;
 	uint64_t reserve_pages;        /* local pages it keeps against other tenants' faults */
+	uint64_t store_cap_pages;      /* most pages it may hold in the store, 0 = no cap */
 	atomic_uint_fast64_t resident;
+	atomic_uint_fast64_t stored;   /* pages with a copy in the store */
 	struct fm_tenant *next;
 };
 
@@ -72,6 +74,10 @@ struct fm_map {
 	uint64_t start, len;
 	struct fm_region *region;
 	uint64_t page;         /* region page index at start */
+	uint64_t grow_from;    /* after a GROW: the length before it, so the mremap
+				* move that may follow (REMAP of exactly that length)
+				* takes the grown map along; 0 otherwise */
+	uint64_t grow_to;      /* the length asked for by that GROW */
 };
 
 struct fm_client {
@@ -87,6 +93,10 @@ struct fm_client {
 	struct fm_region *regions;
 	struct fm_map *maps;
 	size_t nmaps, capmaps;
+	/* mremap's own UNMAP of the source, which the kernel sends after the
+	 * REMAP, possibly after another thread has mapped something new there */
+	struct { uint64_t start, end; } moved_from[8];
+	unsigned nmoved_from;
 	struct fm_stats st;
 	atomic_uint_fast64_t resident; /* pages, read by other clients' evictors */
 	bool dead;
@@ -184,6 +194,7 @@ void client_release_unmapped(struct fm_client *c, struct fm_store *st);
 /* fault.c */
 struct fm_store *thread_store(void);
 unsigned handle_uffd(struct fm_client *c);
+void drop_range(struct fm_client *c, uint64_t start, uint64_t end);
 
 /* evict.c */
 void make_room(struct fm_client *c, uint64_t need);
@@ -201,11 +212,23 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 		 const int *fds, int nfds);
 void clients_stop_all(void);
 
+/* Set or clear a page's INSTORE flag, keeping its tenant's store usage. */
+static inline void instore(struct fm_client *c, uint8_t *s, bool on)
+{
+	if (on == !!(*s & PS_INSTORE))
+		return;
+	*s = on ? (uint8_t)(*s | PS_INSTORE) : (uint8_t)(*s & ~PS_INSTORE);
+	if (c && c->tenant)
+		atomic_fetch_add(&c->tenant->stored, on ? 1 : (uint64_t)-1);
+}
+
 /* tenant.c */
 int tenant_allow(const char *spec);
 bool tenant_allowed(uid_t uid, gid_t gid);
 struct fm_tenant *tenant_get(uid_t uid);
 int tenant_reserve(const char *spec);
+int tenant_store_cap(const char *spec);
+bool tenant_at_cap(const struct fm_client *c, uint64_t more);
 bool tenant_protected(const struct fm_client *victim, const struct fm_client *for_whom);
 void tenants_free(void);
 

@@ -69,6 +69,9 @@ static void usage(FILE *f)
 		"                           can open the socket); root always may\n"
 		"      --reserve USER=SIZE  local memory USER keeps however hard other users\n"
 		"                           page; repeatable\n"
+		"      --store-cap USER=SIZE  most of USER's pages the store may hold; past it\n"
+		"                           pages stay local, and with the budget full too a new\n"
+		"                           page is a SIGBUS (out of memory); repeatable\n"
 		"  -h, --help               show this help\n",
 		FM_BATCH_MAX);
 }
@@ -259,6 +262,7 @@ int main(int argc, char **argv)
 		{ "clean-tracking", no_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
 		{ "reserve", required_argument, NULL, 'R' },
+		{ "store-cap", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -344,6 +348,12 @@ int main(int argc, char **argv)
 		case 'A':
 			if (tenant_allow(optarg) < 0) {
 				fprintf(stderr, "fluidmemd: --allow '%s': not a user, uid, @group or @gid\n", optarg);
+				return 2;
+			}
+			break;
+		case 'C':
+			if (tenant_store_cap(optarg) < 0) {
+				fprintf(stderr, "fluidmemd: --store-cap '%s': want USER=SIZE, e.g. alice=8G\n", optarg);
 				return 2;
 			}
 			break;

@@ -144,6 +144,7 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 		if ((*s & PS_STATE) == PS_STORED)
 			r->stored--;
 		if (*s & PS_INSTORE) {
+			instore(c, s, false);
 			keys[nkeys].region[0] = r->id[0];
 			keys[nkeys].region[1] = r->id[1];
 			keys[nkeys].page = p;
@@ -260,10 +261,14 @@ int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len)
 		return -ENOENT;
 	struct fm_region *r = m->region;
 	uint64_t page = m->page + (from - m->start) / PAGE;
-	if (m->start == from && m->len >= len)
-		len = m->len;
+	uint64_t new_len = len;
+	if (m->start == from && m->grow_from == len) {
+		len = m->len;          /* the map here, grown in place or not */
+		new_len = m->grow_to;  /* the move of a grow: the new part goes along */
+	}
 	map_remove_range(c, from, from + len);
-	return map_add(c, to, len, r, page);
+	map_remove_range(c, to, to + new_len); /* the kernel unmapped whatever was there */
+	return map_add(c, to, new_len, r, page);
 }
 
 /* Free regions no map refers to any more (the client unmapped them). */

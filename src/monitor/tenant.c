@@ -96,25 +96,52 @@ struct fm_tenant *tenant_get(uid_t uid)
 	return t;
 }
 
-/* --reserve USER=SIZE: parsed before any client exists. */
-int tenant_reserve(const char *spec)
+/* USER=SIZE, as --reserve and --store-cap take it. */
+static int parse_user_size(const char *spec, uid_t *uid, uint64_t *bytes)
 {
 	const char *eq = strchr(spec, '=');
 	char user[64];
-	uint64_t bytes;
-	uid_t uid;
 	if (!eq || (size_t)(eq - spec) >= sizeof(user))
 		return -EINVAL;
 	memcpy(user, spec, (size_t)(eq - spec));
 	user[eq - spec] = 0;
-	if (parse_user(user, &uid) < 0 || fm_parse_size(eq + 1, &bytes) < 0)
+	if (parse_user(user, uid) < 0 || fm_parse_size(eq + 1, bytes) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* --reserve USER=SIZE and --store-cap USER=SIZE: parsed before any client exists. */
+static int set_limit(const char *spec, bool cap)
+{
+	uid_t uid;
+	uint64_t bytes;
+	if (parse_user_size(spec, &uid, &bytes) < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&D.lock);
 	struct fm_tenant *t = tenant_get(uid);
-	if (t)
+	if (t && cap)
+		t->store_cap_pages = bytes / PAGE ? bytes / PAGE : 1;
+	else if (t)
 		t->reserve_pages = bytes / PAGE;
 	pthread_mutex_unlock(&D.lock);
 	return t ? 0 : -ENOMEM;
+}
+
+int tenant_reserve(const char *spec)
+{
+	return set_limit(spec, false);
+}
+
+int tenant_store_cap(const char *spec)
+{
+	return set_limit(spec, true);
+}
+
+/* Would `more` new pages in the store take c's tenant past its cap? */
+bool tenant_at_cap(const struct fm_client *c, uint64_t more)
+{
+	const struct fm_tenant *t = c ? c->tenant : NULL;
+	return t && t->store_cap_pages && atomic_load(&t->stored) + more > t->store_cap_pages;
 }
 
 /* A client whose tenant is within its reserve is not a victim for other
