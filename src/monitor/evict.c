@@ -279,6 +279,10 @@ void make_room(struct fm_client *c, uint64_t need)
 			if (got)
 				continue;
 		}
+		/* A tenant within its reserve never pays for the global budget
+		 * with its own pages: go over it briefly instead. */
+		if (!tag_over && tenant_protected(c, NULL))
+			break;
 		if (evict_client(c, batch))
 			continue;
 		o = pick_other(c, tag_over);
