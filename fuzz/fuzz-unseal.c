@@ -13,7 +13,7 @@
  *        The changed value must unseal only if nothing changed, and the
  *        original must unseal, also in place (page == in).
  * sources: src/store/seal.c
- * libs: -lxxhash */
+ * libs: -lxxhash -lsodium */
 #include <string.h>
 
 #include "fuzz.h"
