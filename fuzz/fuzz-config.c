@@ -36,6 +36,12 @@ static const struct option longopts[] = {
 	{ "prefetch", required_argument, NULL, 'F' },
 	{ "no-zero-skip", no_argument, NULL, 'Z' },
 	{ "no-encrypt", no_argument, NULL, 'E' },
+	{ "allow", required_argument, NULL, 'A' },
+	{ "async-evict", required_argument, NULL, 'W' },
+	{ "clean-tracking", no_argument, NULL, 'K' },
+	{ "affinity", required_argument, NULL, 'Y' },
+	{ "reserve", required_argument, NULL, 'R' },
+	{ "store-cap", required_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
