@@ -34,7 +34,7 @@ $(FUZZ_DIR)/replay/fuzz-%: fuzz/fuzz-%.c fuzz/fuzz.h fuzz/run-corpus.c $$(call s
 # The binary seeds of fuzz/corpus, written by fuzz/seeds.c.
 seeds:
 	@mkdir -p $(FUZZ_DIR)
-	$(REPLAY_CC) -g $(INC) $(WARN) -o $(FUZZ_DIR)/seeds fuzz/seeds.c src/store/seal.c -lxxhash -lsodium
+	$(REPLAY_CC) -g $(INC) $(WARN) -o $(FUZZ_DIR)/seeds fuzz/seeds.c src/store/seal.c -lxxhash -lsodium -lsodium
 	$(FUZZ_DIR)/seeds
 
 # One target after the other (libFuzzer uses one core each); new inputs go

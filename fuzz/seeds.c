@@ -134,6 +134,16 @@ static void unseal_seeds(void)
 	put(d, "raw-short", in, 1, sealed, 4096);
 	memset(in + 1, 0, FM_SEALED_SIZE);
 	put(d, "raw-zeros", in, 1 + FM_SEALED_SIZE, NULL, 0);
+	/* the same with the AEAD layout, under fuzz-unseal's fixed raw secret */
+	static uint8_t aead[FM_SEALED_MAX];
+	uint8_t secret[FM_SECRET_SIZE];
+	memset(secret, 0x42, sizeof(secret));
+	if (fm_seal_init() == 0 && fm_seal_with(secret, &key, 5, page, aead) == FM_SEALED_AEAD_SIZE) {
+		in[0] = 2;
+		put(d, "raw-aead-valid", in, 1, aead, FM_SEALED_AEAD_SIZE);
+		aead[FM_PAGE_SIZE + 20] ^= 4; /* the nonce */
+		put(d, "raw-aead-nonce-flipped", in, 1, aead, FM_SEALED_AEAD_SIZE);
+	}
 	/* mutation mode: key, version, page bytes, mutations */
 	uint8_t mu[1 + 32 + 64 + 24];
 	memset(mu, 0, sizeof(mu));
@@ -156,6 +166,11 @@ static void unseal_seeds(void)
 	put(d, "mut-key-anyversion", mu, 97 + 8, NULL, 0);
 	memcpy(op, op + 16, 8);
 	put(d, "mut-region-data", mu, 97 + 8, NULL, 0);
+	mu[0] = 3; /* AEAD */
+	put(d, "mut-aead-none", mu, 97, NULL, 0);
+	put(d, "mut-aead-region-data", mu, 97 + 8, NULL, 0);
+	op[0] = 6; op[1] = 3; op[2] = 1; op[3] = 0;            /* another secret */
+	put(d, "mut-aead-secret", mu, 97 + 4, NULL, 0);
 }
 
 static void validate_seeds(void)
