@@ -17,6 +17,7 @@
  *        soak neighbour   (one deterministic mremap case, see neighbour())
  *        soak move-race   (mremap moves racing mmaps, see move_race())
  *        soak move-onto   (shrink/grow/madvise after a move onto a mapping)
+ *        soak grow-race   (mremap grow racing a neighbour that moves away)
  * Environment: SOAK_TRACE=1 logs every mapping operation; SOAK_NO_GROW=1
  * leaves out mremap grow; SOAK_MAPOPS=0 every mapping operation (the
  * mappings are still made once at the start).
@@ -512,8 +513,91 @@ static int move_onto(void)
 	return 0;
 }
 
+/* `soak grow-race`: one thread grows mapping A (1 -> 2 MiB, in place when
+ * the space after it is free, else moving) and shrinks it back, touching
+ * every grown page; another keeps putting mapping B right after A and moving
+ * it away with mremap(MREMAP_FIXED). 3000 rounds. */
+static char *volatile race_a;
+
+static void *grower(void *arg)
+{
+	(void)arg;
+	const size_t MB = 1ul << 20;
+	char *a = race_a;
+	for (int i = 0; i < 3000; i++) {
+		char *g = mremap(a, MB, 2 * MB, MREMAP_MAYMOVE);
+		if (g == MAP_FAILED) {
+			fprintf(stderr, "soak grow-race: grow failed in round %d: %m\n", i);
+			exit(1);
+		}
+		for (size_t off = MB; off < 2 * MB; off += PAGE)
+			if (g[off] != 0) {
+				fprintf(stderr, "soak grow-race: grown part not zero in round %d\n", i);
+				exit(1);
+			}
+		memset(g + MB, 3, MB);
+		if (g[0] != 1) {
+			fprintf(stderr, "soak grow-race: A lost its data in round %d\n", i);
+			exit(1);
+		}
+		if (mremap(g, 2 * MB, MB, 0) != g) {
+			perror("soak grow-race: shrink");
+			exit(2);
+		}
+		race_a = a = g;
+	}
+	race_a = NULL;
+	return NULL;
+}
+
+static void *blocker(void *arg)
+{
+	(void)arg;
+	const size_t MB = 1ul << 20;
+	for (int i = 0; i < 100000; i++) {
+		char *a = race_a;
+		if (!a)
+			break;
+		char *b = mmap(a + MB, MB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (b == MAP_FAILED)
+			continue;
+		if (b != a + MB) { /* old kernels: a hint only */
+			munmap(b, MB);
+			continue;
+		}
+		b[0] = 4;
+		char *d = anon(NULL, MB, 0);
+		char *m = mremap(b, MB, MB, MREMAP_MAYMOVE | MREMAP_FIXED, d);
+		if (m != d || m[0] != 4) {
+			fprintf(stderr, "soak grow-race: moved B wrong\n");
+			exit(1);
+		}
+		munmap(m, MB);
+	}
+	return NULL;
+}
+
+static int grow_race(void)
+{
+	char *a = anon(NULL, 1ul << 20, 0);
+	memset(a, 1, 1ul << 20);
+	race_a = a;
+	pthread_t x, y;
+	pthread_create(&x, NULL, grower, NULL);
+	pthread_create(&y, NULL, blocker, NULL);
+	pthread_join(x, NULL);
+	pthread_join(y, NULL);
+	printf("soak grow-race ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "grow-race") == 0) {
+		struct sigaction sb = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+		sigaction(SIGBUS, &sb, NULL);
+		return grow_race();
+	}
 	if (argc == 2 && strcmp(argv[1], "move-onto") == 0)
 		return move_onto();
 	if (argc == 2 && strcmp(argv[1], "move-race") == 0) {

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# t-soak-mremap: the three mremap cases the soak test found, each on its own,
+# t-soak-mremap: the four mremap cases the soak test found, each on its own,
 # deterministic enough to name: (1) growing a shrunk mapping past its neighbour
 # (the kernel moves it) must not take the neighbour's pages away; (2) mremap
 # moves in one thread racing mmap/munmap in another must not lose the moved
 # mapping; (3) after mremap(MREMAP_FIXED) of a mapping onto another one, a
 # shrink then a grow must work, and madvise(DONTNEED) of plain memory made in
-# the tail the shrink freed must too (tests/soak.c: neighbour, move-race,
-# move-onto).
+# the tail the shrink freed must too; (4) a grow in place while another thread
+# moves the neighbouring mapping away must leave the grown part served
+# (tests/soak.c: neighbour, move-race, move-onto, grow-race; the races are
+# run several times, each catches the bug in some runs only).
 . "$(dirname "$0")/lib.sh"
 start_monitor --local-memory 64M
 bad=0
@@ -25,6 +27,13 @@ for i in 1 2 3; do
 	echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
 	if [ $rc -ne 0 ]; then
 		echo "FAIL: mremap moves racing mmap/munmap: exit $rc in round $i"; bad=1; break
+	fi
+done
+for i in 1 2 3 4 5; do
+	out=$(fmrun 64M "$T/g$i.json" "$FM_BUILD/tests/soak" grow-race 2>&1); rc=$?
+	echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
+	if [ $rc -ne 0 ]; then
+		echo "FAIL: mremap grow in place racing a neighbour that moves away: exit $rc in round $i"; bad=1; break
 	fi
 done
 stop_monitor
