@@ -3,15 +3,17 @@
  * a foreign writer, an attacker without the region's secret) and goes
  * through it, in the checksum layout (no secret) or the AEAD layout.
  *
- * The first input byte picks a mode; bit 1 set: with a secret (AEAD, the
- * secret derived from the input), else the checksum layout.
- *  bit 0 clear: the rest is a value as read from a store (key and expected
- *        version taken from its first 32 bytes). It may unseal only when it is
- *        exactly the seal of the page returned under that key and version
- *        (fm_seal again; for the AEAD, the page encrypted again with the
- *        value's nonce); the output page is untouched unless it returns OK.
- *  bit 0 set: a page is sealed properly (key, version and contents from the
- *        input) and then changed as the rest of the input says: bytes
+ * The first input byte picks a mode; bit 1 set: with a secret (AEAD), else
+ * the checksum layout.
+ *  bit 0 clear: the rest is a value as read from a store. Checksum layout:
+ *        key and expected version from its first 32 bytes (the page is in
+ *        clear); AEAD: a fixed secret and key, any version. It may unseal
+ *        only when it is exactly the seal of the page returned under that
+ *        key and version (fm_seal again; for the AEAD, the page encrypted
+ *        again with the value's nonce); the output page is untouched unless
+ *        it returns OK.
+ *  bit 0 set: a page is sealed properly (key, version, contents and secret
+ *        from the input) and then changed as the rest of the input says: bytes
  *        flipped or set, the length cut or extended, the key, the expected
  *        version, the secret. The changed value must unseal only if nothing
  *        changed, the original must unseal, also in place (page == in), and
@@ -37,7 +39,10 @@ static void raw_value(const uint8_t *secret, const uint8_t *data, size_t size)
 	static uint8_t page[FM_PAGE_SIZE], resealed[FM_SEALED_MAX];
 	struct fm_page_key key = { { 0, 0 }, 0 };
 	uint64_t expect = 0, version = 0xdeadbeef;
-	if (size >= 32) {
+	if (secret) {
+		/* the AEAD's data is ciphertext: a fixed key, as for the secret */
+		key = (struct fm_page_key){ { 0x1122334455667788ull, 0x99aabbccddeeff00ull }, 42 };
+	} else if (size >= 32) {
 		key.region[0] = get64(data);
 		key.region[1] = get64(data + 8);
 		key.page = get64(data + 16);

@@ -134,7 +134,8 @@ static void unseal_seeds(void)
 	put(d, "raw-short", in, 1, sealed, 4096);
 	memset(in + 1, 0, FM_SEALED_SIZE);
 	put(d, "raw-zeros", in, 1 + FM_SEALED_SIZE, NULL, 0);
-	/* the same with the AEAD layout, under fuzz-unseal's fixed raw secret */
+	/* the same with the AEAD layout, under fuzz-unseal's fixed raw secret
+	 * and key (the key above) */
 	static uint8_t aead[FM_SEALED_MAX];
 	uint8_t secret[FM_SECRET_SIZE];
 	memset(secret, 0x42, sizeof(secret));
