@@ -83,18 +83,14 @@ except urllib.error.HTTPError as e: print(e.code)")
 stop_monitor
 
 # a port already taken, and a malformed address, stop the daemon at startup with a reason
-"$FLUIDMEMD" --socket "$T/b.sock" --metrics-listen "127.0.0.1:$port" >"$T/bad1.log" 2>&1 &
-p1=$!
-sleep 0.3
-python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(3)" &
-busy=$!
-FM_PIDS+=("$p1" "$busy")
-kill "$p1"; wait "$p1" 2>/dev/null
-sleep 0.3
-rc=0; "$FLUIDMEMD" --socket "$T/c.sock" --metrics-listen "127.0.0.1:$port" >"$T/bad2.log" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "metrics-listen: cannot listen on 127.0.0.1:$port" "$T/bad2.log" ||
+busy=$(free_port)
+python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$busy)); s.listen(); time.sleep(60)" &
+FM_PIDS+=("$!")
+wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$busy" || fail "the port-holder did not start"
+rc=0; timeout 10 "$FLUIDMEMD" --socket "$T/c.sock" --metrics-listen "127.0.0.1:$busy" >"$T/bad2.log" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "metrics-listen: cannot listen on 127.0.0.1:$busy" "$T/bad2.log" ||
 	{ cat "$T/bad2.log"; fail "a busy metrics port did not stop the daemon (rc $rc)"; }
 [ -e "$T/c.sock" ] && fail "the daemon left its socket behind"
-rc=0; "$FLUIDMEMD" --socket "$T/d.sock" --metrics-listen "nocolon" >"$T/bad3.log" 2>&1 || rc=$?
+rc=0; timeout 10 "$FLUIDMEMD" --socket "$T/d.sock" --metrics-listen "nocolon" >"$T/bad3.log" 2>&1 || rc=$?
 [ $rc = 1 ] && grep -q "is not ADDRESS:PORT" "$T/bad3.log" || { cat "$T/bad3.log"; fail "bad address accepted (rc $rc)"; }
 echo "t-ops-metrics: ok"
