@@ -65,6 +65,11 @@ static void poison(struct fm_client *c, uint64_t addr)
 		c->dead = true;
 		return;
 	}
+	if (errno == EAGAIN) { /* the mapping is changing (mremap): it faults again */
+		c->st.faults_poisoned--;
+		wake(c, addr);
+		return;
+	}
 	/* Without UFFDIO_POISON the only safe answer is to stop the process:
 	 * waking it would hand it a zero page. */
 	fm_log("pid %d: cannot poison %#llx (%s): killing the process with SIGBUS", (int)c->pid,
@@ -316,6 +321,18 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE - 1);
 	struct fm_map *m = map_find(c, addr);
+	for (size_t i = 0; !m && i < c->nmaps; i++) {
+		/* a grow the monitor did not apply in place (a map seemed in the
+		 * way) that the kernel did apply: the fault says so */
+		struct fm_map *g = &c->maps[i];
+		if (g->grow_to > g->len && addr >= g->start && addr < g->start + g->grow_to) {
+			map_remove_range(c, g->start + g->len, g->start + g->grow_to);
+			g = map_find(c, g->start);
+			if (g)
+				g->len = g->grow_to;
+			m = map_find(c, addr);
+		}
+	}
 	if (!m) {
 		fm_log("pid %d: fault at %#llx outside every registered region: SIGBUS", (int)c->pid,
 		       (unsigned long long)addr);
@@ -407,8 +424,11 @@ static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
 		client_release_unmapped(c, worker_store());
 		break;
 	case UFFD_EVENT_REMAP:
-		if (c->nmoved_from == sizeof(c->moved_from) / sizeof(c->moved_from[0]))
-			c->nmoved_from--; /* full: forget one expectation */
+		if (c->nmoved_from == sizeof(c->moved_from) / sizeof(c->moved_from[0])) {
+			/* full: forget the oldest expectation */
+			memmove(&c->moved_from[0], &c->moved_from[1], sizeof(c->moved_from) - sizeof(c->moved_from[0]));
+			c->nmoved_from--;
+		}
 		c->moved_from[c->nmoved_from].start = msg->arg.remap.from;
 		c->moved_from[c->nmoved_from++].end = msg->arg.remap.from + msg->arg.remap.len;
 		if (map_move(c, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len) < 0)
