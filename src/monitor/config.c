@@ -6,7 +6,7 @@
  * trailing comment. Keys are fluidmemd's long option names; flags take
  * true/false (yes/no, on/off, 1/0). Each setting becomes `--key=value`
  * ahead of the command line's arguments, so flags override the file. A key
- * may be set once, except the lists (allow, reserve), which add up.
+ * may be set once, except the lists (allow, reserve, store-cap), which add up.
  *
  * The parser is a pure function over a buffer (no I/O, no allocation) so it
  * can be fuzzed; the checker allocates only the argument strings. What this
@@ -160,7 +160,7 @@ static const char *const refused[] = { "config", "help", "version" };
 
 /* Options that add up rather than replace (lists): they may be given on
  * several lines, and the command line's add to the file's. */
-static const char *const repeatable[] = { "allow", "reserve" };
+static const char *const repeatable[] = { "allow", "reserve", "store-cap" };
 
 static int parse_bool(const char *v, bool *out)
 {
