@@ -424,10 +424,12 @@ static void *mover(void *arg)
 			exit(2);
 		}
 		a = p;
-		if (a[(size_t)i * PAGE % len] != 7) {
-			fprintf(stderr, "soak move-race: moved mapping wrong after %d moves\n", i);
-			exit(1);
-		}
+		for (size_t off = 0; off < len; off += PAGE)
+			if (a[off] != 7) {
+				fprintf(stderr, "soak move-race: moved mapping reads %d at +%zu after %d moves, want 7%s\n",
+					a[off], off, i, a[off] ? " (another mapping's data)" : " (a zero page)");
+				exit(1);
+			}
 	}
 	return NULL;
 }
