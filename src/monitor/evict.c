@@ -295,26 +295,31 @@ void make_room(struct fm_client *c, uint64_t need)
 	}
 }
 
+/* One batch from the client holding most pages (tenants within their
+ * reserve excepted), for the threads that evict on nobody's fault: the
+ * control thread after a resize, the background evictor. wait: block on the
+ * client's lock, or only try it. Returns pages evicted. */
+unsigned evict_largest(bool wait)
+{
+	unsigned got = 0;
+	pthread_mutex_lock(&D.lock);
+	struct fm_client *best = NULL;
+	for (struct fm_client *o = D.clients; o; o = o->next)
+		if (!o->dead && !tenant_protected(o, NULL) &&
+		    (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
+			best = o;
+	if (best && (wait ? pthread_mutex_lock(&best->lock) : pthread_mutex_trylock(&best->lock)) == 0) {
+		got = evict_client(best, D.opt.evict_batch);
+		pthread_mutex_unlock(&best->lock);
+	}
+	pthread_mutex_unlock(&D.lock);
+	return got;
+}
+
 /* After the budget shrank: evict until under it (control thread). */
 void evict_over_budget(void)
 {
-	for (int rounds = 0; rounds < 100000; rounds++) {
-		if (atomic_load(&D.resident) <= atomic_load(&D.budget_pages))
+	for (int rounds = 0; rounds < 100000; rounds++)
+		if (atomic_load(&D.resident) <= atomic_load(&D.budget_pages) || !evict_largest(true))
 			return;
-		pthread_mutex_lock(&D.lock);
-		struct fm_client *best = NULL;
-		for (struct fm_client *o = D.clients; o; o = o->next)
-			if (!o->dead && !tenant_protected(o, NULL) &&
-			    (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
-				best = o;
-		unsigned got = 0;
-		if (best) {
-			pthread_mutex_lock(&best->lock);
-			got = evict_client(best, D.opt.evict_batch);
-			pthread_mutex_unlock(&best->lock);
-		}
-		pthread_mutex_unlock(&D.lock);
-		if (!got)
-			return;
-	}
 }

@@ -36,28 +36,6 @@ void evictor_kick(void)
 	pthread_mutex_unlock(&E.lock);
 }
 
-static unsigned evict_one_batch(void)
-{
-	unsigned got = 0;
-	pthread_mutex_lock(&D.lock);
-	struct fm_client *best = NULL;
-	for (struct fm_client *o = D.clients; o; o = o->next)
-		if (!o->dead && !tenant_protected(o, NULL) &&
-		    (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
-			best = o;
-	if (best && pthread_mutex_trylock(&best->lock) == 0) {
-		struct fm_region *r = NULL;
-		for (struct fm_region *x = best->regions; x; x = x->next)
-			if (x->resident && (!r || x->resident > r->resident))
-				r = x;
-		if (r)
-			got = evict_region(r, D.opt.evict_batch, worker_store());
-		pthread_mutex_unlock(&best->lock);
-	}
-	pthread_mutex_unlock(&D.lock);
-	return got;
-}
-
 static void *evictor(void *arg)
 {
 	(void)arg;
@@ -83,7 +61,7 @@ static void *evictor(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&E.lock);
-		unsigned got = evict_one_batch();
+		unsigned got = evict_largest(false);
 		pthread_mutex_lock(&E.lock);
 		if (!got) /* every client busy or protected: let the faults evict */
 			pthread_cond_wait(&E.cond, &E.lock);

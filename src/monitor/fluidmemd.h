@@ -201,6 +201,7 @@ void make_room(struct fm_client *c, uint64_t need);
 unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st);
 void account_resident(struct fm_client *c, int64_t delta);
 void evict_over_budget(void);
+unsigned evict_largest(bool wait);
 
 /* evictor.c */
 int evictor_start(void);
