@@ -15,7 +15,7 @@ uid_a=$(id -u fmtest_a) uid_b=$(id -u fmtest_b)
 
 run_pair() { # $1: fluidmemd flags; sets A_STATS, B_STATS
 	start_monitor --local-memory 48M --allow fmtest_a --allow fmtest_b $1
-	as fmtest_a "$FLUIDMEM" run -m 40M --stats-json "$T/a.json" -- "$FM_BUILD/tests/rmw" --malloc 28 4000 >"$T/a.out" 2>&1 &
+	as fmtest_a "$FLUIDMEM" run -m 40M --stats-json "$T/a.json" -- "$FM_BUILD/tests/rmw" --malloc 28 20000 >"$T/a.out" 2>&1 &
 	local a=$!
 	for _ in $(seq 1 100); do
 		r=$(as fmtest_a "$FLUIDMEM" status --json | python3 -c "import json,sys; print(sum(c['resident_pages'] for c in json.load(sys.stdin)['clients']))")
@@ -43,6 +43,9 @@ assert a["clients"] and all(c["uid"] == ua for c in a["clients"]), a["clients"]
 assert b["clients"] and all(c["uid"] == ub for c in b["clients"]), b["clients"]
 for v in (a, b):
     assert "store_url" not in v and "budget_bytes" not in v, v.keys()
+assert [t["uid"] for t in a["tenants"]] == [ua], a["tenants"]
+assert [t["uid"] for t in b["tenants"]] == [ub], b["tenants"]
+assert a["tenants"][0]["reserve_bytes"] == 36 << 20 and a["tenants"][0]["resident_bytes"] > 0, a["tenants"]
 PY
 a_fs=$(json_get "$T/a.json" faults_store) b_ev=$(json_get "$T/b.json" evictions)
 note "with --reserve: A faults from store $a_fs, B evictions $b_ev"

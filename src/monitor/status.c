@@ -121,12 +121,34 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 		fm_stats_add(&total, &s);
 		first = false;
 	}
+	/* Tenants: a row per uid (a tenant sees only its own). */
+	if (json) {
+		put(&o, "],\"tenants\":[");
+	} else {
+		if (first)
+			put(&o, "(no clients)\n");
+		put(&o, "\n%8s %12s %12s %12s %12s\n", "UID", "RESERVE_MIB", "RES_MIB", "STORED_MIB", "CAP_MIB");
+	}
+	bool tfirst = true;
+	for (struct fm_tenant *t = D.tenants; t; t = t->next) {
+		if (uid != 0 && t->uid != uid)
+			continue;
+		uint64_t res = atomic_load(&t->resident), sto = atomic_load(&t->stored);
+		if (json)
+			put(&o, "%s{\"uid\":%d,\"reserve_bytes\":%llu,\"resident_bytes\":%llu,\"stored_bytes\":%llu,"
+			    "\"store_cap_bytes\":%llu}", tfirst ? "" : ",", (int)t->uid,
+			    (unsigned long long)(t->reserve_pages * PAGE), (unsigned long long)(res * PAGE),
+			    (unsigned long long)(sto * PAGE), (unsigned long long)(t->store_cap_pages * PAGE));
+		else
+			put(&o, "%8d %12llu %12llu %12llu %12llu\n", (int)t->uid,
+			    (unsigned long long)(t->reserve_pages * PAGE >> 20), (unsigned long long)(res * PAGE >> 20),
+			    (unsigned long long)(sto * PAGE >> 20), (unsigned long long)(t->store_cap_pages * PAGE >> 20));
+		tfirst = false;
+	}
 	if (json) {
 		put(&o, "],\"totals\":{");
 		put_stats_json(&o, &total);
 		put(&o, "}}\n");
-	} else if (first) {
-		put(&o, "(no clients)\n");
 	}
 	pthread_mutex_unlock(&D.lock);
 	if (o.len >= o.cap)
