@@ -37,6 +37,7 @@ static void usage(FILE *f)
 		"  resize --local-memory SIZE [--tag T]  change the global budget, or one tag's limit\n"
 		"  evict [--tag TAG]                     evict resident pages to the store now\n"
 		"  stop                                  stop the monitor\n"
+		"  drop REGION                           drop a region (root): its process gets SIGBUS\n"
 		"  vm hotplug|resize|list|unplug ...     remote memory for QEMU virtual machines\n"
 		"  bench                                 run the benchmarks (see docs/benchmarks.md)\n\n"
 		"Common option:\n"
@@ -259,6 +260,29 @@ static int cmd_evict(int argc, char **argv)
 		       (unsigned long long)(r.pages * 4096 >> 20), (unsigned long long)r.clients,
 		       r.clients == 1 ? "" : "es");
 	return 0;
+}
+
+/* fluidmem drop REGION: the 32 hex digits `fluidmem status --json` shows. */
+static int cmd_drop(int argc, char **argv)
+{
+	struct fm_drop rq;
+	int i = 1;
+	if (argc > 2 && strcmp(argv[1], "--socket") == 0) {
+		opt_socket = argv[2];
+		i = 3;
+	}
+	if (i >= argc || strcmp(argv[i], "--help") == 0 || strlen(argv[i]) != 32 ||
+	    sscanf(argv[i], "%16llx%16llx", (unsigned long long *)&rq.region[0],
+		   (unsigned long long *)&rq.region[1]) != 2) {
+		fprintf(i < argc && strcmp(argv[i], "--help") == 0 ? stdout : stderr,
+			"Usage: fluidmem drop [--socket PATH] REGION\n"
+			"Drop a region (root): its pages and store data are freed, and its process\n"
+			"gets SIGBUS wherever it touches it. REGION is the 32-hex-digit id that\n"
+			"`fluidmem status --json` lists under regions_detail.\n");
+		return i < argc && strcmp(argv[i], "--help") == 0 ? 0 : 2;
+	}
+	char buf[256];
+	return control(FM_MSG_DROP, &rq, sizeof(rq), buf, sizeof(buf), NULL) < 0;
 }
 
 static int cmd_stop(int argc, char **argv)
@@ -562,6 +586,8 @@ int main(int argc, char **argv)
 		return cmd_resize(argc, argv);
 	if (strcmp(cmd, "stop") == 0)
 		return cmd_stop(argc, argv);
+	if (strcmp(cmd, "drop") == 0)
+		return cmd_drop(argc, argv);
 	if (strcmp(cmd, "evict") == 0)
 		return cmd_evict(argc, argv);
 	if (strcmp(cmd, "top") == 0)

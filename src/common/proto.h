@@ -34,6 +34,7 @@ enum fm_msg_type {
 	FM_MSG_EVICT = 19,      /* payload fm_tag_req (empty tag: all): evict now */
 	FM_MSG_SHUTDOWN = 20,   /* root only: stop the daemon */
 	FM_MSG_SET_TAG_LIMIT = 21, /* payload fm_set_tag_limit, reply fm_evict_reply */
+	FM_MSG_DROP = 22,       /* root: payload fm_drop; the region's memory is gone */
 	FM_MSG_REPLY = 64,
 };
 
@@ -103,6 +104,12 @@ struct fm_adopt {
 struct fm_status_req {
 	uint32_t flags;
 	uint32_t pad;
+};
+
+/* Drop a region (root): its pages and store data are freed and any later
+ * access by its process is a SIGBUS. */
+struct fm_drop {
+	uint64_t region[2];
 };
 
 struct fm_set_budget {

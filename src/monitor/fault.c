@@ -341,6 +341,10 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 	}
 	struct fm_region *r = m->region;
 	uint64_t p = m->page + (addr - m->start) / PAGE;
+	if (r->dropped) {
+		poison(c, addr);
+		return;
+	}
 	uint8_t *s = p < r->npages ? page_state(r, p, true) : NULL;
 	if (!s) {
 		fm_log("pid %d: fault at %#llx: page %llu beyond the region or out of memory: SIGBUS",

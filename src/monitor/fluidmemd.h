@@ -66,6 +66,7 @@ struct fm_region {
 	unsigned pf_win;       /* current window, doubles while the stream goes on */
 	int64_t last_delta;    /* stride between the last two faults */
 	uint32_t flags;        /* FM_REGISTER_* */
+	bool dropped;          /* by an operator: every fault in it is a SIGBUS */
 	struct fm_region *next;
 };
 
@@ -190,6 +191,7 @@ int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len);
 void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count,
 		       struct fm_store *st);
 void client_release_unmapped(struct fm_client *c, struct fm_store *st);
+int region_drop(const uint64_t id[2]);
 
 /* fault.c */
 struct fm_store *thread_store(void);

@@ -169,6 +169,23 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 			fm_send(sock, FM_MSG_REPLY, 0, &out, sizeof(out), NULL, 0);
 		return;
 	}
+	case FM_MSG_DROP: {
+		struct fm_drop rq;
+		if (uid != 0 && uid != getuid()) {
+			fm_send(sock, FM_MSG_REPLY, -EPERM, "only root may drop a region", 28, NULL, 0);
+			return;
+		}
+		if (h->len != sizeof(rq)) {
+			fm_send(sock, FM_MSG_REPLY, -EINVAL, "bad request", 12, NULL, 0);
+			return;
+		}
+		memcpy(&rq, payload, sizeof(rq));
+		if (region_drop(rq.region) < 0)
+			fm_send(sock, FM_MSG_REPLY, -ENOENT, "no such region", 15, NULL, 0);
+		else
+			fm_send(sock, FM_MSG_REPLY, 0, NULL, 0, NULL, 0);
+		return;
+	}
 	case FM_MSG_SHUTDOWN:
 		if (uid != 0 && uid != getuid()) {
 			fm_send(sock, FM_MSG_REPLY, -EPERM, "only root may stop the daemon", 30, NULL, 0);

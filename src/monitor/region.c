@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fluidmemd.h"
+#include "worker.h"
 
 struct fm_region *region_new(struct fm_client *c, int memfd, uint64_t off, uint64_t len,
 			     uint32_t flags, int *err)
@@ -289,4 +290,28 @@ void client_release_unmapped(struct fm_client *c, struct fm_store *st)
 			 (unsigned long long)r->id[0]);
 		region_free(r, st);
 	}
+}
+
+/* An operator drops a region (fluidmem drop): its pages and store data go,
+ * and its process gets SIGBUS wherever it touches it from now on. */
+int region_drop(const uint64_t id[2])
+{
+	pthread_mutex_lock(&D.lock);
+	for (struct fm_client *c = D.clients; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		struct fm_region *r = region_find(c, id);
+		if (r) {
+			region_drop_pages(c, r, 0, r->npages, worker_store());
+			r->dropped = true;
+			fm_log("pid %d: region %016llx%016llx dropped by the operator", (int)c->pid,
+			       (unsigned long long)id[0], (unsigned long long)id[1]);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (r) {
+			pthread_mutex_unlock(&D.lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&D.lock);
+	return -ENOENT;
 }
