@@ -19,6 +19,9 @@ SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame
 srcs    = $(shell sed -n 's/^ \* sources: \([^*]*\).*/\1/p' fuzz/fuzz-$(1).c)
 libs    = $(shell sed -n 's/^ \* libs: \([^*]*\).*/\1/p' fuzz/fuzz-$(1).c)
 
+# a link cut short (a killed test run) leaves no binary behind
+.DELETE_ON_ERROR:
+
 fuzzers: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
 replays: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/replay/fuzz-%)
 
