@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -199,26 +200,71 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 	}
 }
 
-/* First message of a new connection. */
-static void accept_one(int lsock)
+/* Wait until a new connection's whole first message is buffered, at most
+ * FIRST_MESSAGE_MS in all: a peer dripping bytes cannot hold it longer. */
+#define FIRST_MESSAGE_MS 1000
+#define MAX_CONNECTING 32   /* first messages being read at once */
+
+static int wait_first_message(int s)
 {
-	int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
-	if (s < 0)
-		return;
+	uint64_t deadline = fm_now_ns() + FIRST_MESSAGE_MS * 1000000ull;
+	size_t need = sizeof(struct fm_msg_hdr);
+	for (;;) {
+		int avail = 0;
+		if (ioctl(s, FIONREAD, &avail) < 0)
+			return -errno;
+		if (avail > 0 && (size_t)avail >= need) {
+			struct fm_msg_hdr h;
+			if (need > sizeof(h))
+				return 0;
+			if (recv(s, &h, sizeof(h), MSG_PEEK) != (ssize_t)sizeof(h))
+				return -EPROTO;
+			if (h.magic != FM_PROTO_MAGIC || h.len > 512 || h.len == 0)
+				return 0; /* fm_recv has the words for it */
+			need += h.len;
+			continue;
+		}
+		uint64_t now = fm_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		if (avail > 0) {
+			usleep(2000); /* some bytes, not all: poll would not wait */
+		} else if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) < 0 && errno != EINTR) {
+			return -errno;
+		}
+		if (p.revents & (POLLHUP | POLLERR))
+			return 0; /* fm_recv sees the end */
+	}
+}
+
+static atomic_int connecting;
+
+/* First message of a new connection, on its own short-lived thread so that
+ * one slow peer never holds up the others. */
+static void *first_message(void *arg)
+{
+	int s = (int)(intptr_t)arg;
 	struct timeval tv = { .tv_sec = 1 };
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	struct fm_msg_hdr h;
 	char payload[512];
 	int fds[FM_PROTO_MAX_FDS], nfds = FM_PROTO_MAX_FDS;
-	int rc = fm_recv(s, &h, payload, sizeof(payload), fds, &nfds);
+	int rc = wait_first_message(s);
+	if (rc == 0)
+		rc = fm_recv(s, &h, payload, sizeof(payload), fds, &nfds);
+	else
+		nfds = 0;
 	if (rc < 0) {
 		if (rc != -ECONNRESET && rc != -EAGAIN) {
-			const char *why = rc == -EPROTO ? "not a fluidmem message (bad magic or version)" : strerror(-rc);
+			const char *why = rc == -EPROTO ? "not a fluidmem message (bad magic or version)" :
+					  rc == -ETIMEDOUT ? "no complete request within a second" : strerror(-rc);
 			fm_send(s, FM_MSG_REPLY, rc, why, (uint32_t)strlen(why) + 1, NULL, 0);
 		}
 		close(s);
-		return;
+		atomic_fetch_sub(&connecting, 1);
+		return NULL;
 	}
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
@@ -227,14 +273,41 @@ static void accept_one(int lsock)
 	if (h.type == FM_MSG_HELLO) {
 		struct timeval none = { 0 };
 		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-		if (client_start(s, &h, (const struct fm_hello *)payload, fds, nfds) == 0)
-			return; /* the client owns s and the fds now */
+		if (client_start(s, &h, (const struct fm_hello *)payload, fds, nfds) == 0) {
+			atomic_fetch_sub(&connecting, 1);
+			return NULL; /* the client owns s and the fds now */
+		}
 	} else {
 		control_request(s, &h, payload, cred.uid);
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	close(s);
+	atomic_fetch_sub(&connecting, 1);
+	return NULL;
+}
+
+static void accept_one(int lsock)
+{
+	int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+	if (s < 0)
+		return;
+	if (atomic_fetch_add(&connecting, 1) >= MAX_CONNECTING) {
+		atomic_fetch_sub(&connecting, 1);
+		static const char why[] = "fluidmemd is busy accepting other connections; try again";
+		fm_send(s, FM_MSG_REPLY, -EBUSY, why, sizeof(why), NULL, 0);
+		close(s);
+		return;
+	}
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, first_message, (void *)(intptr_t)s) != 0) {
+		atomic_fetch_sub(&connecting, 1);
+		close(s);
+	}
+	pthread_attr_destroy(&a);
 }
 
 /* Fork snapshots nobody adopted within a minute are dropped. */
@@ -446,6 +519,8 @@ int main(int argc, char **argv)
 	metrics_stop();
 	close(lsock);
 	unlink(D.opt.socket_path);
+	for (int i = 0; i < 300 && atomic_load(&connecting); i++)
+		usleep(10000); /* first messages still being read */
 	evictor_stop();
 	clients_stop_all();
 	pthread_mutex_lock(&D.lock);
