@@ -11,7 +11,7 @@ build=(build-essential pkg-config python3
 servers=(memcached redis-server redis-tools)
 programs=(xz-utils gawk time procps util-linux)
 vm=(qemu-system-x86 busybox-static cpio)
-apps=(velvet soapdenovo2 art-nextgen-simulation-tools postgresql)
+apps=(velvet soapdenovo2 art-nextgen-simulation-tools postgresql postgresql-contrib kmod)
 bench=(gnuplot-nox)
 
 apt-get update -qq
