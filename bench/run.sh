@@ -69,6 +69,11 @@ targets() {
 	echo "  (Table 1: bench/table1.sh, $t1; swap: bench/swap-compare.sh, $sc)"
 }
 echo
+echo "=== applications (bench/apps/run-all.sh --quick; FM_BENCH_APPS=0 skips) ==="
+if [ "${FM_BENCH_APPS:-1}" != 0 ]; then
+	"$(dirname "$0")/apps/run-all.sh" --quick || rc=1
+fi
+echo
 echo "=== issue 4 targets, this run (default configuration, local store) ==="
 targets
 echo
