@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -38,6 +39,7 @@ static void usage(FILE *f)
 		"  evict [--tag TAG]                     evict resident pages to the store now\n"
 		"  stop                                  stop the monitor\n"
 		"  drop REGION                           drop a region (root): its process gets SIGBUS\n"
+		"  tenant --user U [--reserve S] [--store-cap S]  change a tenant's quota (root)\n"
 		"  vm hotplug|resize|list|unplug ...     remote memory for QEMU virtual machines\n"
 		"  bench                                 run the benchmarks (see docs/benchmarks.md)\n\n"
 		"Common option:\n"
@@ -260,6 +262,57 @@ static int cmd_evict(int argc, char **argv)
 		       (unsigned long long)(r.pages * 4096 >> 20), (unsigned long long)r.clients,
 		       r.clients == 1 ? "" : "es");
 	return 0;
+}
+
+/* fluidmem tenant --user USER [--reserve SIZE] [--store-cap SIZE] */
+static int cmd_tenant(int argc, char **argv)
+{
+	static const struct option lo[] = { { "user", required_argument, NULL, 'u' },
+					    { "reserve", required_argument, NULL, 'r' },
+					    { "store-cap", required_argument, NULL, 'c' },
+					    { "socket", required_argument, NULL, 's' },
+					    { "help", no_argument, NULL, 'h' }, { 0 } };
+	struct fm_set_tenant rq = { 0 };
+	const char *user = NULL;
+	int o;
+	while ((o = getopt_long(argc, argv, "u:r:c:s:h", lo, NULL)) != -1) {
+		if (o == 'u') {
+			user = optarg;
+		} else if (o == 'r' || o == 'c') {
+			uint64_t *v = o == 'r' ? &rq.reserve_bytes : &rq.store_cap_bytes;
+			if (fm_parse_size(optarg, v) < 0) {
+				fprintf(stderr, "fluidmem tenant: invalid size '%s' (e.g. 512M, 4G)\n", optarg);
+				return 2;
+			}
+			rq.set |= o == 'r' ? FM_TENANT_RESERVE : FM_TENANT_STORE_CAP;
+		} else if (o == 's') {
+			opt_socket = optarg;
+		} else {
+			fprintf(o == 'h' ? stdout : stderr,
+				"Usage: fluidmem tenant --user USER [--reserve SIZE] [--store-cap SIZE] [--socket PATH]\n"
+				"Change a tenant's quota while the monitor runs (root): --reserve, the local\n"
+				"memory USER keeps however hard others page; --store-cap, the most of USER's\n"
+				"pages the store may hold (0: no cap). USER is a name or a uid.\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (!user || !rq.set) {
+		fprintf(stderr, "fluidmem tenant: --user and --reserve and/or --store-cap are required\n");
+		return 2;
+	}
+	char *end;
+	unsigned long id = strtoul(user, &end, 10);
+	if (*end) {
+		struct passwd *pw = getpwnam(user);
+		if (!pw) {
+			fprintf(stderr, "fluidmem tenant: no such user '%s'\n", user);
+			return 2;
+		}
+		id = pw->pw_uid;
+	}
+	rq.uid = (uint32_t)id;
+	char buf[256];
+	return control(FM_MSG_SET_TENANT, &rq, sizeof(rq), buf, sizeof(buf), NULL) < 0;
 }
 
 /* fluidmem drop REGION: the 32 hex digits `fluidmem status --json` shows. */
@@ -588,6 +641,8 @@ int main(int argc, char **argv)
 		return cmd_stop(argc, argv);
 	if (strcmp(cmd, "drop") == 0)
 		return cmd_drop(argc, argv);
+	if (strcmp(cmd, "tenant") == 0)
+		return cmd_tenant(argc, argv);
 	if (strcmp(cmd, "evict") == 0)
 		return cmd_evict(argc, argv);
 	if (strcmp(cmd, "top") == 0)

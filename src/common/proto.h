@@ -35,6 +35,7 @@ enum fm_msg_type {
 	FM_MSG_SHUTDOWN = 20,   /* root only: stop the daemon */
 	FM_MSG_SET_TAG_LIMIT = 21, /* payload fm_set_tag_limit, reply fm_evict_reply */
 	FM_MSG_DROP = 22,       /* root: payload fm_drop; the region's memory is gone */
+	FM_MSG_SET_TENANT = 23, /* root: payload fm_set_tenant: a tenant's reserve and store cap */
 	FM_MSG_REPLY = 64,
 };
 
@@ -110,6 +111,15 @@ struct fm_status_req {
  * access by its process is a SIGBUS. */
 struct fm_drop {
 	uint64_t region[2];
+};
+
+#define FM_TENANT_RESERVE 1u
+#define FM_TENANT_STORE_CAP 2u
+struct fm_set_tenant {
+	uint32_t uid;
+	uint32_t set;            /* FM_TENANT_*: which of the two to change */
+	uint64_t reserve_bytes;
+	uint64_t store_cap_bytes; /* 0: no cap */
 };
 
 struct fm_set_budget {

@@ -231,6 +231,7 @@ bool tenant_allowed(uid_t uid, gid_t gid);
 struct fm_tenant *tenant_get(uid_t uid);
 int tenant_reserve(const char *spec);
 int tenant_store_cap(const char *spec);
+int tenant_set(const struct fm_set_tenant *rq);
 bool tenant_at_cap(const struct fm_client *c, uint64_t more);
 bool tenant_protected(const struct fm_client *victim, const struct fm_client *for_whom);
 void tenants_free(void);

@@ -170,6 +170,21 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 			fm_send(sock, FM_MSG_REPLY, 0, &out, sizeof(out), NULL, 0);
 		return;
 	}
+	case FM_MSG_SET_TENANT: {
+		struct fm_set_tenant rq;
+		if (uid != 0 && uid != getuid()) {
+			fm_send(sock, FM_MSG_REPLY, -EPERM, "only root may change a tenant's quota", 38, NULL, 0);
+			return;
+		}
+		if (h->len != sizeof(rq)) {
+			fm_send(sock, FM_MSG_REPLY, -EINVAL, "bad request", 12, NULL, 0);
+			return;
+		}
+		memcpy(&rq, payload, sizeof(rq));
+		int rc = tenant_set(&rq);
+		fm_send(sock, FM_MSG_REPLY, rc, rc ? "bad tenant request" : NULL, rc ? 19 : 0, NULL, 0);
+		return;
+	}
 	case FM_MSG_DROP: {
 		struct fm_drop rq;
 		if (uid != 0 && uid != getuid()) {

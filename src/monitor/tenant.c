@@ -162,3 +162,22 @@ void tenants_free(void)
 		free(t);
 	}
 }
+
+/* fluidmem tenant: change a tenant's reserve or store cap while running. */
+int tenant_set(const struct fm_set_tenant *rq)
+{
+	if (rq->set & ~(FM_TENANT_RESERVE | FM_TENANT_STORE_CAP) || !rq->set)
+		return -EINVAL;
+	pthread_mutex_lock(&D.lock);
+	struct fm_tenant *t = tenant_get((uid_t)rq->uid);
+	if (t && (rq->set & FM_TENANT_RESERVE))
+		t->reserve_pages = rq->reserve_bytes / PAGE;
+	if (t && (rq->set & FM_TENANT_STORE_CAP))
+		t->store_cap_pages = rq->store_cap_bytes ? (rq->store_cap_bytes / PAGE ? rq->store_cap_bytes / PAGE : 1) : 0;
+	pthread_mutex_unlock(&D.lock);
+	if (t)
+		fm_info("uid %u: reserve %llu MiB, store cap %llu MiB", rq->uid,
+			(unsigned long long)(t->reserve_pages * PAGE >> 20),
+			(unsigned long long)(t->store_cap_pages * PAGE >> 20));
+	return t ? 0 : -ENOMEM;
+}
