@@ -397,6 +397,8 @@ static pid_t start_private_monitor(const char *budget, const char *store, char *
 		perror("fluidmem: mkdtemp");
 		return -1;
 	}
+	/* a program that drops privileges (su, setpriv) still reaches its monitor */
+	chmod(dir, 0711);
 	snprintf(sock, cap, "%s/fluidmemd.sock", dir);
 	pid_t pid = fork();
 	if (pid < 0)

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -483,7 +484,65 @@ int fm_free(void *addr, size_t len)
 }
 
 /* The watcher: the monitor's connection closing means our pages in its store
- * are out of reach. Faulting threads would wait forever; stop loudly instead. */
+ * are out of reach. Faulting threads would wait forever; stop loudly instead.
+ *
+ * On x86-64 it is a bare clone() thread, not a pthread: glibc does not know
+ * it, so setuid/setgid in the program (su, sudo, setpriv, daemons dropping
+ * privileges) is not broadcast to it (a pthread without the program's
+ * keep-caps would fail the broadcast and glibc aborts), and it allocates
+ * nothing. Without glibc's thread setup it must not touch TLS (errno):
+ * every call it makes is a raw system call. */
+static const char gone_msg[] = "fluidmem: the monitor (fluidmemd) went away; this process's "
+			       "memory in its store is unreachable. Stopping.\n";
+
+#if defined(__x86_64__)
+static long raw3(long n, long a, long b, long c)
+{
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return r;
+}
+
+static int watcher(void *arg)
+{
+	int sock = (int)(intptr_t)arg;
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+		long n = raw3(SYS_poll, (long)&p, 1, -1);
+		if (n == -EINTR)
+			continue;
+		if (n < 0 || (p.revents & POLLNVAL))
+			break;
+		struct stat sb;
+		if (raw3(SYS_fstat, sock, (long)&sb, 0) < 0 || sb.st_ino != G.sock_ino)
+			break; /* the program closed our socket and reused the number */
+		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
+			raw3(SYS_write, 2, (long)gone_msg, sizeof(gone_msg) - 1);
+			raw3(SYS_exit_group, 70, 0, 0);
+		}
+	}
+	raw3(SYS_exit, 0, 0, 0);
+	return 0;
+}
+
+static bool spawn_watcher(void)
+{
+	const size_t stack = 64 * 1024;
+	char *st = fm_sys_mmap(NULL, stack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (st == MAP_FAILED)
+		return false;
+	/* Born with every signal blocked: process signals are never its to take. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int tid = clone(watcher, st + stack, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				    CLONE_SYSVSEM, (void *)(intptr_t)G.sock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (tid < 0)
+		fm_sys_munmap(st, stack);
+	return tid >= 0;
+}
+#else
 static void *watcher(void *arg)
 {
 	(void)arg;
@@ -499,32 +558,33 @@ static void *watcher(void *arg)
 			return NULL;
 		struct stat sb;
 		if (fstat(G.sock, &sb) < 0 || sb.st_ino != G.sock_ino)
-			return NULL; /* the program closed our socket and reused the number */
+			return NULL;
 		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
-			static const char msg[] = "fluidmem: the monitor (fluidmemd) went away; this process's "
-						  "memory in its store is unreachable. Stopping.\n";
-			if (write(2, msg, sizeof(msg) - 1) < 0) {
+			if (write(2, gone_msg, sizeof(gone_msg) - 1) < 0) {
 			}
 			_exit(70);
 		}
 	}
 }
 
+static bool spawn_watcher(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 64 * 1024);
+	bool ok = pthread_create(&t, &a, watcher, NULL) == 0;
+	pthread_attr_destroy(&a);
+	return ok;
+}
+#endif
+
 void fm_start_watcher(void)
 {
 	pthread_mutex_lock(&G.lock);
-	if (G.state == 1 && !G.watcher_started) {
-		pthread_t t;
-		pthread_attr_t a;
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&a, 64 * 1024);
-		if (pthread_create(&t, &a, watcher, NULL) == 0) {
-			G.watcher_started = true;
-			pthread_setname_np(t, "fluidmem-watch");
-		}
-		pthread_attr_destroy(&a);
-	}
+	if (G.state == 1 && !G.watcher_started)
+		G.watcher_started = spawn_watcher();
 	pthread_mutex_unlock(&G.lock);
 }
 
