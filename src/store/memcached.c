@@ -39,6 +39,7 @@
 #include <xxhash.h>
 
 #include "fluidmem/store.h"
+#include "clock.h"
 #include "seal.h"
 #include "url.h"
 
@@ -97,23 +98,6 @@ struct mc_store {
 };
 
 extern const struct fm_store_ops fm_store_memcached_ops;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t)
-{
-	uint64_t n = now_ns();
-	if (t <= n)
-		return;
-	struct timespec ts = { .tv_sec = (time_t)((t - n) / 1000000000ull),
-			       .tv_nsec = (long)((t - n) % 1000000000ull) };
-	nanosleep(&ts, NULL);
-}
 
 /* ---- servers ---- */
 

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "fluidmem/store.h"
+#include "clock.h"
 #include "seal.h"
 #include "url.h"
 
@@ -57,23 +58,6 @@ struct rd_store {
 };
 
 extern const struct fm_store_ops fm_store_redis_ops;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t)
-{
-	uint64_t n = now_ns();
-	if (t <= n)
-		return;
-	struct timespec ts = { .tv_sec = (time_t)((t - n) / 1000000000ull),
-			       .tv_nsec = (long)((t - n) % 1000000000ull) };
-	nanosleep(&ts, NULL);
-}
 
 static void rd_down(struct rd_store *s, const char *why)
 {
