@@ -218,7 +218,7 @@ static void control_request(int sock, const struct fm_msg_hdr *h, const void *pa
 /* Wait until a new connection's whole first message is buffered, at most
  * FIRST_MESSAGE_MS in all: a peer dripping bytes cannot hold it longer. */
 #define FIRST_MESSAGE_MS 1000
-#define MAX_CONNECTING 32   /* first messages being read at once */
+#define MAX_CONNECTING 32   /* first messages being read at once; more wait in the backlog */
 
 static int wait_first_message(int s)
 {
@@ -304,16 +304,16 @@ static void *first_message(void *arg)
 
 static void accept_one(int lsock)
 {
+	/* All slots busy: leave new connections in the listen backlog (they
+	 * wait, they are not refused) until one first message is done. */
+	if (atomic_load(&connecting) >= MAX_CONNECTING) {
+		usleep(1000);
+		return;
+	}
 	int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
 	if (s < 0)
 		return;
-	if (atomic_fetch_add(&connecting, 1) >= MAX_CONNECTING) {
-		atomic_fetch_sub(&connecting, 1);
-		static const char why[] = "fluidmemd is busy accepting other connections; try again";
-		fm_send(s, FM_MSG_REPLY, -EBUSY, why, sizeof(why), NULL, 0);
-		close(s);
-		return;
-	}
+	atomic_fetch_add(&connecting, 1);
 	pthread_t t;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
