@@ -672,13 +672,7 @@ static int mc_open(const char *url, struct fm_store **out, char *err, size_t err
 	struct fm_store_url *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	int rc = fm_store_url_parse(url, u, err, errlen);
-	if (rc == 0 && u->scheme != FM_URL_MEMCACHED) {
-		snprintf(err, errlen, "not a memcached URL");
-		rc = -EINVAL;
-	}
-	if (rc == 0 && (rc = fm_seal_init()) != 0)
-		snprintf(err, errlen, "memcached: libsodium failed to initialise (no encryption possible)");
+	int rc = fm_store_url_for(url, FM_URL_MEMCACHED, "memcached", u, err, errlen);
 	struct mc_store *s = rc ? NULL : calloc(1, sizeof(*s));
 	if (!rc && !s)
 		rc = -ENOMEM;

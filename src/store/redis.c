@@ -323,13 +323,7 @@ static int rd_open(const char *url, struct fm_store **out, char *err, size_t err
 	struct fm_store_url *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	int rc = fm_store_url_parse(url, u, err, errlen);
-	if (rc == 0 && u->scheme != FM_URL_REDIS) {
-		snprintf(err, errlen, "not a redis URL");
-		rc = -EINVAL;
-	}
-	if (rc == 0 && (rc = fm_seal_init()) != 0)
-		snprintf(err, errlen, "redis: libsodium failed to initialise (no encryption possible)");
+	int rc = fm_store_url_for(url, FM_URL_REDIS, "redis", u, err, errlen);
 	struct rd_store *s = rc ? NULL : calloc(1, sizeof(*s));
 	if (!rc && !s)
 		rc = -ENOMEM;

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "fluidmem/store.h"
+#include "seal.h"
+#include "url.h"
 
 extern const struct fm_store_ops fm_store_local_ops;
 extern const struct fm_store_ops fm_store_memcached_ops __attribute__((weak));
@@ -57,4 +59,19 @@ int fm_store_key_format(const struct fm_page_key *key, char *buf)
 	return snprintf(buf, FM_KEY_MAX, "fm:%016llx%016llx:%llx",
 			(unsigned long long)key->region[0], (unsigned long long)key->region[1],
 			(unsigned long long)key->page);
+}
+
+/* What every remote backend does first on open: parse the URL, check it
+ * names this backend, and make sure sealing (libsodium) is ready. */
+int fm_store_url_for(const char *url, enum fm_url_scheme scheme, const char *name, struct fm_store_url *u, char *err,
+		     size_t errlen)
+{
+	int rc = fm_store_url_parse(url, u, err, errlen);
+	if (rc == 0 && u->scheme != scheme) {
+		snprintf(err, errlen, "not a %s URL", name);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && (rc = fm_seal_init()) != 0)
+		snprintf(err, errlen, "%s: libsodium failed to initialise (no encryption possible)", name);
+	return rc;
 }

@@ -47,6 +47,10 @@ struct fm_store_url {
 /* Parse url into *out (fully overwritten). Returns 0, or -EINVAL with a
  * one-line reason in err that never contains the password. */
 int fm_store_url_parse(const char *url, struct fm_store_url *out, char *err, size_t errlen);
+/* Parse, check the scheme is `scheme` (named `name` in errors) and initialise
+ * sealing: a remote backend's first step on open (in store.c). */
+int fm_store_url_for(const char *url, enum fm_url_scheme scheme, const char *name, struct fm_store_url *u, char *err,
+		     size_t errlen);
 
 /* "host:port", or "[v6]:port". Returns snprintf's result. */
 int fm_url_host_format(const struct fm_url_host *h, char *buf, size_t len);
