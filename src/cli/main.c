@@ -613,11 +613,18 @@ static int cmd_run(int argc, char **argv)
 		struct fm_tag_req rq = { 0 };
 		struct fm_stats s = { 0 };
 		snprintf(rq.tag, sizeof(rq.tag), "%s", tag);
-		control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL);
-		if (stats)
-			print_stats(&s, stderr);
-		if (stats_json && write_stats_json(&s, stats_json) < 0 && code == 0)
-			code = 1;
+		/* No counters from a monitor that is gone: an error reply's text
+		 * lands in the same buffer and must not be printed as numbers. */
+		if (control(FM_MSG_TAG_STATS, &rq, sizeof(rq), (char *)&s, sizeof(s), NULL) < 0) {
+			fprintf(stderr, "fluidmem: no counters for this run: the monitor did not give them\n");
+			if (code == 0)
+				code = 1;
+		} else {
+			if (stats)
+				print_stats(&s, stderr);
+			if (stats_json && write_stats_json(&s, stats_json) < 0 && code == 0)
+				code = 1;
+		}
 	}
 	if (monitor > 0)
 		stop_private_monitor(monitor, sock);
