@@ -145,7 +145,8 @@ struct fm_set_tag_limit {
 #define FM_STATS_FIELDS(X) \
 	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \
 	X(evictions) X(pages_prefetched) X(pages_written) X(pages_clean_skipped) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
-	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients)
+	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients) \
+	X(faults_concurrent) X(prefetch_hits) X(prefetch_skipped)
 
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
 #define FM_LAT_BUCKETS 256
@@ -164,6 +165,11 @@ struct fm_stats {
 	uint64_t store_errors;
 	uint64_t resident_pages, stored_pages, peak_resident_pages;
 	uint64_t regions, clients;
+	uint64_t faults_concurrent; /* store faults begun while another of the same process
+				     * was being fetched (--fault-threads > 1) */
+	uint64_t prefetch_hits;    /* prefetched pages the program went through (the stream
+				    * went on past them: inferred, the monitor sees no access) */
+	uint64_t prefetch_skipped; /* prefetch windows not issued: the region's hit rate was low */
 	uint64_t lat[FM_LAT_BUCKETS]; /* log2-linear histogram, see fm_lat_bucket() */
 };
 

@@ -2,8 +2,10 @@
  * its requests (register, grow, fork snapshot, adopt) and its teardown.
  *
  * The handler thread polls the client's userfaultfd, socket and pidfd. The
- * uffd is drained before the socket is read, so an event the kernel reported
- * before a request was sent is applied before that request. The client is
+ * uffd is drained before the socket is read, and a request waits until every
+ * event read so far is applied, so an event the kernel reported before a
+ * request was sent is applied before that request. --fault-threads N adds
+ * N-1 helper threads that only read the uffd (fault.c orders them). The client is
  * gone when its pidfd fires or its socket closes (exec closes it); then its
  * regions and their store data are freed and the other clients never notice. */
 #include <errno.h>
@@ -348,6 +350,7 @@ static int client_request(struct fm_client *c)
 	const char *why = "";
 	uint64_t id[2];
 	pthread_mutex_lock(&c->lock);
+	ev_sync(c);
 	switch (h.type) {
 	case FM_MSG_REGISTER:
 		if (h.len != sizeof(u.reg) || nfds != 1) {
@@ -381,9 +384,11 @@ static int client_request(struct fm_client *c)
 			why = "bad unmap range";
 			break;
 		}
+		uint64_t seq = ev_local_begin(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
 		drop_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
 		map_remove_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
 		client_release_unmapped(c, worker_store());
+		ev_local_end(c, seq);
 		reply(c->sock, 0, NULL, 0);
 		rc = 0;
 		break;
@@ -443,6 +448,8 @@ static void client_free(struct fm_client *c)
 	close(c->wake_fd);
 	free(c->maps);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->ev_lock);
+	pthread_cond_destroy(&c->ev_cond);
 	free(c);
 }
 
@@ -461,11 +468,14 @@ static bool client_mm_alive(struct fm_client *c)
 	return alive;
 }
 
-static void *client_thread(void *arg)
+static void thread_setup(struct fm_client *c, unsigned k)
 {
-	struct fm_client *c = arg;
-	char name[16];
-	snprintf(name, sizeof(name), "fm-pid%d", (int)c->pid);
+	char name[32];
+	if (k)
+		snprintf(name, sizeof(name), "fm-pid%d.%u", (int)c->pid, k % 100);
+	else
+		snprintf(name, sizeof(name), "fm-pid%d", (int)c->pid);
+	name[15] = 0; /* the kernel's limit */
 	pthread_setname_np(pthread_self(), name);
 	if (D.opt.affinity_fault >= 0) {
 		cpu_set_t set;
@@ -473,6 +483,64 @@ static void *client_thread(void *arg)
 		CPU_SET(D.opt.affinity_fault, &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
+}
+
+/* Busy-poll a little after activity: a fault that arrives while we spin is
+ * served without waking a halted vCPU (~30 us here). */
+static void spin(struct fm_client *c)
+{
+	if (!D.opt.poll_us)
+		return;
+	uint64_t until = fm_now_ns() + D.opt.poll_us * 1000ull;
+	while (!c->dead) {
+		if (handle_uffd(c))
+			until = fm_now_ns() + D.opt.poll_us * 1000ull;
+		else if (fm_now_ns() >= until)
+			break;
+		else
+			__builtin_ia32_pause();
+	}
+}
+
+/* A helper (--fault-threads): reads the uffd only; the client's thread
+ * stops it through wake_fd. */
+static void *helper_thread(void *arg)
+{
+	struct fm_client *c = arg;
+	unsigned k = 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nhelpers; i++)
+		if (pthread_equal(c->helpers[i], pthread_self()))
+			k = i + 1;
+	pthread_mutex_unlock(&c->lock);
+	thread_setup(c, k);
+	struct pollfd pfd[2] = { { .fd = c->uffd, .events = POLLIN }, { .fd = c->wake_fd, .events = POLLIN } };
+	while (!c->dead) {
+		spin(c);
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & POLLIN)
+			handle_uffd(c);
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
+	}
+	return NULL;
+}
+
+static void *client_thread(void *arg)
+{
+	struct fm_client *c = arg;
+	thread_setup(c, 0);
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 1; i < D.opt.fault_threads && c->nhelpers < FT_MAX - 1; i++)
+		if (pthread_create(&c->helpers[c->nhelpers], NULL, helper_thread, c) == 0)
+			c->nhelpers++;
+	pthread_mutex_unlock(&c->lock);
 	struct pollfd pfd[4] = {
 		{ .fd = c->uffd, .events = POLLIN },
 		{ .fd = c->sock, .events = POLLIN },
@@ -480,19 +548,7 @@ static void *client_thread(void *arg)
 		{ .fd = c->wake_fd, .events = POLLIN },
 	};
 	while (!c->dead) {
-		/* Busy-poll a little after activity: a fault that arrives while we
-		 * spin is served without waking a halted vCPU (~30 us here). */
-		if (D.opt.poll_us) {
-			uint64_t until = fm_now_ns() + D.opt.poll_us * 1000ull;
-			while (!c->dead) {
-				if (handle_uffd(c))
-					until = fm_now_ns() + D.opt.poll_us * 1000ull;
-				else if (fm_now_ns() >= until)
-					break;
-				else
-					__builtin_ia32_pause();
-			}
-		}
+		spin(c);
 		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -511,6 +567,12 @@ static void *client_thread(void *arg)
 			pfd[1].fd = -1;
 		}
 	}
+	c->dead = true;
+	uint64_t one = 1;
+	if (write(c->wake_fd, &one, sizeof(one)) < 0) {
+	}
+	for (unsigned i = 0; i < c->nhelpers; i++)
+		pthread_join(c->helpers[i], NULL);
 	client_free(c);
 	return NULL;
 }
@@ -558,6 +620,8 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->ev_lock, NULL);
+	pthread_cond_init(&c->ev_cond, NULL);
 	char tag[FM_TAG_MAX];
 	memcpy(tag, hello->tag, FM_TAG_MAX);
 	tag[FM_TAG_MAX - 1] = 0;

@@ -70,6 +70,22 @@ static void uffd_range(int uffd, unsigned long req, uint64_t addr, uint64_t len,
 	}
 }
 
+/* The same at a client address, unless an event read since the client's
+ * maps were last brought up to date (seq) changed it: the mapping there may
+ * be another by now. Returns whether it was done. */
+static bool uffd_range_at(struct fm_client *c, uint64_t seq, unsigned long req, uint64_t addr, uint64_t len,
+			  uint64_t mode)
+{
+	if (!addr)
+		return false;
+	pthread_mutex_lock(&c->ev_lock);
+	bool ok = !ev_touched(c, seq, addr, len);
+	if (ok)
+		uffd_range(c->uffd, req, addr, len, mode);
+	pthread_mutex_unlock(&c->ev_lock);
+	return ok;
+}
+
 static bool page_is_zero(const void *p)
 {
 	const uint64_t *w = p;
@@ -85,7 +101,6 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 {
 	struct fm_worker *w = worker_get();
 	struct fm_client *c = r->owner;
-	int uffd = c ? c->uffd : -1;
 	uint64_t v[FM_BATCH_MAX];
 	unsigned n = 0;
 
@@ -105,16 +120,21 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	if (!n)
 		return 0;
 	qsort(v, n, sizeof(v[0]), cmp_u64);
+	uint64_t seq = c->ev_applied; /* the maps are up to date to here */
 
 	/* 1. write-protect, run by run (a run is contiguous in the region; its
 	 *    client address is contiguous unless a map boundary splits it, so
-	 *    protect page by page where it is not). */
+	 *    protect page by page where it is not). A run whose address an
+	 *    event not applied yet changed stays resident this time. */
+	bool keep[FM_BATCH_MAX] = { 0 };
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t a = page_addr(c, r, v[i]);
 		unsigned j = i;
 		while (j + 1 < n && v[j + 1] == v[j] + 1 && page_addr(c, r, v[j + 1]) == a + (j + 1 - i) * PAGE)
 			j++;
-		uffd_range(uffd, UFFDIO_WRITEPROTECT, a, (j - i + 1) * PAGE, UFFDIO_WRITEPROTECT_MODE_WP);
+		if (a && !uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, a, (j - i + 1) * PAGE, UFFDIO_WRITEPROTECT_MODE_WP))
+			for (unsigned k = i; k <= j; k++)
+				keep[k] = true;
 		i = j;
 	}
 
@@ -128,10 +148,12 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		clean[i] = (ps & PS_CLEAN) && (ps & PS_INSTORE);
 		zero[i] = !clean[i] && D.opt.zero_skip && page_is_zero(src);
 		/* a new page in the store past the tenant's cap stays here */
-		capped[i] = !clean[i] && !zero[i] && !(ps & PS_INSTORE) && tenant_at_cap(c, ncapped + 1);
+		capped[i] = !keep[i] && !clean[i] && !zero[i] && !(ps & PS_INSTORE) && tenant_at_cap(c, ncapped + 1);
 		if (capped[i])
 			ncapped++;
-		if (zero[i] || clean[i] || capped[i])
+		if (keep[i])
+			clean[i] = zero[i] = false;
+		if (zero[i] || clean[i] || capped[i] || keep[i])
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
 		++*page_version(r, v[i]);
@@ -148,9 +170,10 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	uint64_t gone[FM_BATCH_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *s = page_state(r, v[i], false);
-		if (capped[i] || (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK)) {
-			failed += !capped[i];
-			uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
+		if (keep[i] || capped[i] || (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK)) {
+			failed += !capped[i] && !keep[i];
+			if (!keep[i])
+				uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
 			*s |= PS_QUEUED;
 			region_queue_push(r, v[i]);
 			continue;
@@ -211,7 +234,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	 * protection left on the emptied entries, so a page later prefetched
 	 * there is not write-protected. */
 	for (unsigned i = 0; i < evicted; i++)
-		uffd_range(uffd, UFFDIO_WRITEPROTECT, page_addr(c, r, gone[i]), PAGE, 0);
+		uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, page_addr(c, r, gone[i]), PAGE, 0);
 
 	r->resident -= evicted;
 	c->st.evictions += evicted;

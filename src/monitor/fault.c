@@ -1,10 +1,15 @@
 /* fault.c - serving a client's userfaultfd: page faults and the events the
  * kernel reports about its mappings (madvise REMOVE, munmap, mremap).
  *
- * Messages are read in batches and handled in order under the client's lock:
- * an UNMAP read before a later request on the client's socket is applied
- * before it (client.c polls the uffd first). A page that cannot be restored
- * is poisoned (SIGBUS in the client), never filled with zeros. */
+ * Several threads may read one client's uffd (--fault-threads). Events get a
+ * sequence number when read and are applied in that order under the client's
+ * lock; a fault is looked up once every event read before it is applied, and
+ * before any ioctl at its address checks (under ev_lock, which also covers
+ * reads) that no event read since has touched that address. A store read is
+ * done with the client's lock released, its page listed as in flight: a
+ * second fault on it waits for the first, eviction does not see it (it is not
+ * resident), an event that drops it cancels the install. A page that cannot
+ * be restored is poisoned (SIGBUS in the client), never filled with zeros. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +25,59 @@
 
 #define MSG_BATCH 64
 
+/* The event sequence number a fault was read at (events read before it): the
+ * thread's fault being handled. */
+static _Thread_local uint64_t cur_seq;
+
+/* Note a range an event changes (ev_lock held). */
+void ev_note(struct fm_client *c, uint64_t seq, uint64_t start, uint64_t end)
+{
+	__typeof__(c->ev_ring[0]) *e = &c->ev_ring[c->ev_nring++ % EV_RING];
+	e->seq = seq;
+	e->start = start;
+	e->end = end;
+}
+
+/* Has an event read after `since` changed [addr, addr+len)? (ev_lock held) */
+bool ev_touched(struct fm_client *c, uint64_t since, uint64_t addr, uint64_t len)
+{
+	if (c->ev_read == since)
+		return false;
+	uint64_t n = c->ev_nring < EV_RING ? c->ev_nring : EV_RING;
+	for (uint64_t i = 1; i <= n; i++) {
+		const __typeof__(c->ev_ring[0]) *e = &c->ev_ring[(c->ev_nring - i) % EV_RING];
+		if (e->seq <= since)
+			return false;
+		if (addr < e->end && e->start < addr + len)
+			return true;
+	}
+	return c->ev_nring > EV_RING; /* older ranges are forgotten: assume the worst */
+}
+
+/* Wait (client lock held) until events up to seq are applied. */
+void ev_wait_applied(struct fm_client *c, uint64_t seq)
+{
+	while (c->ev_applied < seq)
+		pthread_cond_wait(&c->ev_cond, &c->lock);
+}
+
+/* Pages [first, first+count) of r were dropped (or r is being freed): an
+ * in-flight fetch of one of them must not install it. Client lock held. */
+void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count)
+{
+	for (unsigned i = 0; c && c->ninflight && i < FT_MAX; i++)
+		if (c->inflight[i].r == r && c->inflight[i].page >= first && c->inflight[i].page - first < count)
+			c->inflight[i].cancelled = true;
+}
+
+static bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p)
+{
+	for (unsigned i = 0; c->ninflight && i < FT_MAX; i++)
+		if (c->inflight[i].r == r && c->inflight[i].page == p)
+			return true;
+	return false;
+}
+
 static void record_latency(struct fm_client *c, uint64_t t0)
 {
 	c->st.lat[fm_lat_bucket(fm_now_ns() - t0)]++;
@@ -29,6 +87,26 @@ static void wake(struct fm_client *c, uint64_t addr)
 {
 	struct uffdio_range r = { addr, PAGE };
 	ioctl(c->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Before an ioctl that puts something at [addr, addr+len) for the current
+ * fault: take ev_lock, so no event is read until the ioctl is done, and make
+ * sure none read since the fault has touched the range (else the mapping
+ * there may be another by now: unlock, and let the program fault again). */
+static bool at_addr(struct fm_client *c, uint64_t addr, uint64_t len, bool wake_on_fail)
+{
+	pthread_mutex_lock(&c->ev_lock);
+	if (!ev_touched(c, cur_seq, addr, len))
+		return true;
+	pthread_mutex_unlock(&c->ev_lock);
+	if (wake_on_fail)
+		wake(c, addr);
+	return false;
+}
+
+static void at_addr_done(struct fm_client *c)
+{
+	pthread_mutex_unlock(&c->ev_lock);
 }
 
 /* ENOENT / ESRCH from an ioctl: the client's address space is going away. */
@@ -50,6 +128,8 @@ static void ioctl_failed(struct fm_client *c, const char *what, uint64_t addr, i
 static void poison(struct fm_client *c, uint64_t addr)
 {
 	struct uffdio_poison p = { .range = { addr, PAGE }, .mode = 0 };
+	if (!at_addr(c, addr, PAGE, true))
+		return;
 	c->st.faults_poisoned++;
 	int rc = ioctl(c->uffd, UFFDIO_POISON, &p);
 	if (rc < 0 && errno == EEXIST) {
@@ -59,6 +139,9 @@ static void poison(struct fm_client *c, uint64_t addr)
 		ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp);
 		rc = ioctl(c->uffd, UFFDIO_POISON, &p);
 	}
+	int err = errno;
+	at_addr_done(c);
+	errno = err;
 	if (rc == 0)
 		return;
 	if (errno == ENOENT || errno == ESRCH) {
@@ -80,8 +163,12 @@ static void poison(struct fm_client *c, uint64_t addr)
 static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
 {
 	struct uffdio_zeropage z = { .range = { addr, PAGE }, .mode = 0 };
-	if (ioctl(c->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST) {
-		ioctl_failed(c, "UFFDIO_ZEROPAGE", addr, errno);
+	if (!at_addr(c, addr, PAGE, true))
+		return;
+	int rc = ioctl(c->uffd, UFFDIO_ZEROPAGE, &z), err = errno;
+	at_addr_done(c);
+	if (rc < 0 && err != EEXIST) {
+		ioctl_failed(c, "UFFDIO_ZEROPAGE", addr, err);
 		return;
 	}
 	c->st.faults_zero++;
@@ -100,13 +187,48 @@ static bool keeps_clean(const struct fm_store *st)
 	return D.opt.clean_tracking && !(st->ops->flags & FM_STORE_DROP_AFTER_READ);
 }
 
-static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
+/* A page from the store. The read is done with the client's lock released
+ * (the page listed in c->inflight meanwhile), so faults of other threads and
+ * regions go on; then, locked again, the page is installed unless an event
+ * dropped it or changed its address meanwhile (the program faults again). */
+static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s, uint64_t addr)
 {
 	struct fm_worker *w = worker_get();
 	struct fm_store_io io;
 	io_for(&io, r, p, w ? w->pages : NULL);
-	if (w && fm_store_read(w->store, &io, 1) < 0)
-		io.status = FM_STORE_UNAVAILABLE;
+	if (w) {
+		unsigned char secret[FM_SECRET_SIZE];
+		if (io.secret) { /* the region may go while we read */
+			memcpy(secret, io.secret, sizeof(secret));
+			io.secret = secret;
+		}
+		struct fm_inflight *f = NULL;
+		for (unsigned i = 0; !f && i < FT_MAX; i++)
+			if (!c->inflight[i].r)
+				f = &c->inflight[i];
+		if (f) {
+			*f = (struct fm_inflight){ .r = r, .page = p };
+			if (++c->ninflight > 1)
+				c->st.faults_concurrent++;
+			if (c->ninflight > c->inflight_max)
+				c->inflight_max = c->ninflight;
+			pthread_mutex_unlock(&c->lock);
+		}
+		if (fm_store_read(w->store, &io, 1) < 0)
+			io.status = FM_STORE_UNAVAILABLE;
+		if (f) {
+			pthread_mutex_lock(&c->lock);
+			bool cancelled = f->cancelled;
+			f->r = NULL;
+			c->ninflight--;
+			pthread_cond_broadcast(&c->ev_cond);
+			if (cancelled) { /* dropped meanwhile: it faults again and finds it empty */
+				wake(c, addr);
+				return false;
+			}
+			s = page_state(r, p, false);
+		}
+	}
 	if (io.status != FM_STORE_OK) {
 		char health[256] = "";
 		if (w && w->store->ops->describe)
@@ -119,14 +241,18 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		r->stored--;
 		*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_LOST);
 		poison(c, addr);
-		return;
+		return true;
 	}
 	bool clean = keeps_clean(w->store);
 	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE,
 				  .mode = clean ? UFFDIO_COPY_MODE_WP : 0 };
-	if (ioctl(c->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST) {
-		ioctl_failed(c, "UFFDIO_COPY", addr, errno);
-		return;
+	if (!at_addr(c, addr, PAGE, true))
+		return false; /* the page stays stored */
+	int rc = ioctl(c->uffd, UFFDIO_COPY, &cp), err = errno;
+	at_addr_done(c);
+	if (rc < 0 && err != EEXIST) {
+		ioctl_failed(c, "UFFDIO_COPY", addr, err);
+		return false;
 	}
 	c->st.faults_store++;
 	c->st.bytes_in += PAGE;
@@ -140,12 +266,13 @@ static void fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		*s |= PS_QUEUED;
 	r->resident++;
 	account_resident(c, 1);
+	return true;
 }
 
 /* Install n pages at client address addr: copies from src, or zero pages
  * when src is NULL, without waking anyone. Returns how many went in; a page
  * already present (EEXIST) ends the run early. */
-static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
+static uint64_t do_install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
 {
 	if (src) {
 		struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)src, .len = n * PAGE,
@@ -158,6 +285,15 @@ static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uin
 	if (ioctl(c->uffd, UFFDIO_ZEROPAGE, &z) == 0)
 		return n;
 	return z.zeropage > 0 ? (uint64_t)z.zeropage / PAGE : 0;
+}
+
+static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
+{
+	if (!at_addr(c, addr, n * PAGE, false))
+		return 0;
+	uint64_t got = do_install(c, addr, src, n, wp);
+	at_addr_done(c);
+	return got;
 }
 
 static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, uint8_t *s)
@@ -200,7 +336,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		if (t < (int64_t)first || t >= (int64_t)last || (uint64_t)t >= r->npages)
 			break;
 		uint8_t *s = page_state(r, (uint64_t)t, true);
-		if (!s || (*s & PS_STATE) != PS_STORED)
+		if (!s || (*s & PS_STATE) != PS_STORED || inflight_has(c, r, (uint64_t)t))
 			continue; /* only fetches pay: a zero page costs as much as its fault */
 		q[n++] = (uint64_t)t;
 	}
@@ -272,7 +408,7 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	for (uint64_t q = p + 1; q < end; q++, n++) {
 		uint8_t *s = page_state(r, q, true);
 		int k = s ? (*s & PS_STATE) : -1;
-		if ((k != PS_EMPTY && k != PS_STORED) || (kind >= 0 && k != kind))
+		if ((k != PS_EMPTY && k != PS_STORED) || (kind >= 0 && k != kind) || inflight_has(c, r, q))
 			break;
 		kind = k;
 	}
@@ -317,9 +453,19 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	}
 }
 
-static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64_t t0)
+static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64_t t0, uint64_t seq)
 {
 	uint64_t addr = msg->arg.pagefault.address & ~(PAGE - 1);
+	cur_seq = seq;
+	ev_wait_applied(c, seq);
+retry:
+	pthread_mutex_lock(&c->ev_lock);
+	bool moved = ev_touched(c, seq, addr, PAGE);
+	pthread_mutex_unlock(&c->ev_lock);
+	if (moved) { /* unmapped or moved since: let it fault again, if it still does */
+		wake(c, addr);
+		return;
+	}
 	struct fm_map *m = map_find(c, addr);
 	for (size_t i = 0; !m && i < c->nmaps; i++) {
 		/* a grow the monitor did not apply in place (a map seemed in the
@@ -357,10 +503,14 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 		 * resident: a stale protection, lift it (that wakes too). */
 		c->st.faults_wp++;
 		if ((*s & PS_STATE) == PS_RESIDENT) {
-			*s &= (uint8_t)~PS_CLEAN; /* written: the store's copy is stale now */
 			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
-			if (ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
-				ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, errno);
+			if (!at_addr(c, addr, PAGE, true))
+				return;
+			*s &= (uint8_t)~PS_CLEAN; /* written: the store's copy is stale now */
+			int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
+			at_addr_done(c);
+			if (rc < 0)
+				ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
 		} else {
 			wake(c, addr);
 		}
@@ -386,8 +536,14 @@ static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64
 		fault_zero(c, r, p, s, addr);
 		break;
 	case PS_STORED:
+		if (inflight_has(c, r, p)) {
+			/* another thread is fetching it: wait, then look again */
+			pthread_cond_wait(&c->ev_cond, &c->lock);
+			goto retry;
+		}
 		make_room(c, 1);
-		fault_store(c, r, p, s, addr);
+		if (!fault_store(c, r, p, s, addr))
+			return;
 		break;
 	}
 	record_latency(c, t0);
@@ -408,7 +564,7 @@ void drop_range(struct fm_client *c, uint64_t start, uint64_t end)
 	}
 }
 
-static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
+static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 {
 	switch (msg->event) {
 	case UFFD_EVENT_REMOVE:
@@ -445,32 +601,99 @@ static void handle_event(struct fm_client *c, const struct uffd_msg *msg)
 	}
 }
 
+/* Events in the order they were read (seq), client lock held. */
+static void handle_event(struct fm_client *c, const struct uffd_msg *msg, uint64_t seq)
+{
+	ev_wait_applied(c, seq - 1);
+	apply_event(c, msg);
+	c->ev_applied = seq;
+	pthread_cond_broadcast(&c->ev_cond);
+}
+
+/* The ranges an event read just now changes (ev_lock held). */
+static void note_event(struct fm_client *c, const struct uffd_msg *msg)
+{
+	uint64_t seq = ++c->ev_read;
+	switch (msg->event) {
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		ev_note(c, seq, msg->arg.remove.start, msg->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMAP:
+		ev_note(c, seq, msg->arg.remap.from, msg->arg.remap.from + msg->arg.remap.len);
+		ev_note(c, seq, msg->arg.remap.to, msg->arg.remap.to + msg->arg.remap.len);
+		break;
+	default:
+		ev_note(c, seq, 0, UINT64_MAX);
+		break;
+	}
+}
+
 /* Read and handle everything pending on the client's userfaultfd. Returns
- * the number of messages handled. */
+ * the number of messages handled. With several handler threads each reads
+ * one message at a time, so the others take the next faults. */
 unsigned handle_uffd(struct fm_client *c)
 {
 	struct uffd_msg msgs[MSG_BATCH];
+	uint64_t seqs[MSG_BATCH];
+	size_t batch = D.opt.fault_threads > 1 ? 1 : MSG_BATCH;
 	unsigned handled = 0;
 	for (;;) {
-		ssize_t n = read(c->uffd, msgs, sizeof(msgs));
+		pthread_mutex_lock(&c->ev_lock);
+		ssize_t n = read(c->uffd, msgs, batch * sizeof(msgs[0]));
+		int err = errno;
+		size_t cnt = n > 0 ? (size_t)n / sizeof(msgs[0]) : 0;
+		for (size_t i = 0; i < cnt; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				note_event(c, &msgs[i]);
+			seqs[i] = c->ev_read;
+		}
+		pthread_mutex_unlock(&c->ev_lock);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR) {
-				fm_log("pid %d: reading userfaultfd: %s", (int)c->pid, strerror(errno));
+			if (err != EAGAIN && err != EINTR) {
+				fm_log("pid %d: reading userfaultfd: %s", (int)c->pid, strerror(err));
 				c->dead = true;
 			}
 			return handled;
 		}
-		handled += (unsigned)((size_t)n / sizeof(msgs[0]));
+		handled += (unsigned)cnt;
 		uint64_t t0 = fm_now_ns();
 		pthread_mutex_lock(&c->lock);
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+		for (size_t i = 0; i < cnt; i++) {
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-				handle_fault(c, &msgs[i], t0);
+				handle_fault(c, &msgs[i], t0, seqs[i]);
 			else
-				handle_event(c, &msgs[i]);
+				handle_event(c, &msgs[i], seqs[i]);
 		}
 		pthread_mutex_unlock(&c->lock);
-		if ((size_t)n < sizeof(msgs))
+		if (cnt < batch)
 			return handled;
 	}
+}
+
+/* A change of the client's maps that comes over its socket (FM_MSG_UNMAP):
+ * ordered with the uffd's events, as one of them. Client lock held. */
+uint64_t ev_local_begin(struct fm_client *c, uint64_t start, uint64_t end)
+{
+	pthread_mutex_lock(&c->ev_lock);
+	uint64_t seq = ++c->ev_read;
+	ev_note(c, seq, start, end);
+	pthread_mutex_unlock(&c->ev_lock);
+	ev_wait_applied(c, seq - 1);
+	return seq;
+}
+
+void ev_local_end(struct fm_client *c, uint64_t seq)
+{
+	c->ev_applied = seq;
+	pthread_cond_broadcast(&c->ev_cond);
+}
+
+/* Before a request on the socket: every event read so far is applied. */
+void ev_sync(struct fm_client *c)
+{
+	pthread_mutex_lock(&c->ev_lock);
+	uint64_t upto = c->ev_read;
+	pthread_mutex_unlock(&c->ev_lock);
+	ev_wait_applied(c, upto);
 }

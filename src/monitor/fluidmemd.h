@@ -1,11 +1,13 @@
 /* fluidmemd.h - the monitor's shared state: clients, regions, tags, budget.
  *
  * Ownership: the daemon (struct fm_daemon, one) owns the list of clients and
- * tags; a client owns its regions and maps and is served by one handler thread.
+ * tags; a client owns its regions and maps and is served by --fault-threads
+ * handler threads reading its one userfaultfd.
  * Locking: a client's mutex guards its regions, maps and every page state of
  * those regions; the daemon mutex guards the lists. Lock order: daemon, then
- * client. Eviction may take another client's lock only with trylock. Resident
- * counters that span clients are atomics. */
+ * client, then the client's ev_lock (see struct fm_client). Eviction may take
+ * another client's lock only with trylock. Resident counters that span
+ * clients are atomics. */
 #ifndef FM_FLUIDMEMD_H
 #define FM_FLUIDMEMD_H
 
@@ -81,6 +83,16 @@ struct fm_map {
 	uint64_t grow_to;      /* the length asked for by that GROW */
 };
 
+#define FT_MAX 16   /* most handler threads per client (--fault-threads) */
+#define EV_RING 64  /* address ranges of the latest events, for in-flight faults */
+
+/* A store fault being fetched with the client's lock released. */
+struct fm_inflight {
+	struct fm_region *r;   /* NULL: slot free */
+	uint64_t page;
+	bool cancelled;        /* the page was dropped or its region freed meanwhile */
+};
+
 struct fm_client {
 	int sock, uffd, pidfd, wake_fd;
 	pid_t pid;
@@ -100,7 +112,27 @@ struct fm_client {
 	unsigned nmoved_from;
 	struct fm_stats st;
 	atomic_uint_fast64_t resident; /* pages, read by other clients' evictors */
-	bool dead;
+	atomic_bool dead;
+	/* Several threads read the uffd (--fault-threads). ev_lock is held
+	 * around every read of it and every ioctl that puts something at a
+	 * client address: an event (UNMAP, REMOVE, REMAP, or an FM_MSG_UNMAP
+	 * request) gets a sequence number and its ranges go in ev_ring when it
+	 * is read, so a fault looked up before the event can tell that its
+	 * address changed under it and let the program fault again instead of
+	 * installing a page where a new mapping may be. Events are applied in
+	 * sequence order (ev_applied, under the client's lock; ev_cond waits for
+	 * it), and a fault is looked up only once every event read before it is
+	 * applied. */
+	pthread_mutex_t ev_lock;
+	pthread_cond_t ev_cond;       /* with `lock`: ev_applied moved, an in-flight fault ended */
+	uint64_t ev_read;             /* events read (ev_lock) */
+	uint64_t ev_applied;          /* events applied (lock) */
+	struct { uint64_t seq, start, end; } ev_ring[EV_RING];
+	uint64_t ev_nring;            /* ranges ever noted; ev_ring[i % EV_RING] */
+	struct fm_inflight inflight[FT_MAX]; /* under lock */
+	unsigned ninflight, inflight_max;
+	pthread_t helpers[FT_MAX];
+	unsigned nhelpers;
 	struct fm_client *next;
 };
 
@@ -140,6 +172,7 @@ struct fm_options {
 	unsigned async_evict;  /* >0: a background thread keeps this many pages free under
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
+	unsigned fault_threads; /* handler threads per client reading its uffd (1..FT_MAX) */
 };
 
 struct fm_daemon {
@@ -197,6 +230,13 @@ int region_drop(const uint64_t id[2]);
 struct fm_store *thread_store(void);
 unsigned handle_uffd(struct fm_client *c);
 void drop_range(struct fm_client *c, uint64_t start, uint64_t end);
+bool ev_touched(struct fm_client *c, uint64_t since, uint64_t addr, uint64_t len);
+void ev_note(struct fm_client *c, uint64_t seq, uint64_t start, uint64_t end);
+void ev_wait_applied(struct fm_client *c, uint64_t seq);
+uint64_t ev_local_begin(struct fm_client *c, uint64_t start, uint64_t end);
+void ev_local_end(struct fm_client *c, uint64_t seq);
+void ev_sync(struct fm_client *c);
+void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count);
 
 /* evict.c */
 void make_room(struct fm_client *c, uint64_t need);

@@ -63,6 +63,8 @@ static void usage(FILE *f)
 		"                           without writing them back (remote stores)\n"
 		"      --async-evict N      a background thread keeps N pages free under the\n"
 		"                           budget (0: faults evict inline; default 0)\n"
+		"      --fault-threads N    threads serving each client's faults (1-%d; default 1):\n"
+		"                           store reads of one process overlap\n"
 		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
 		"                           (-1: any; default -1,-1)\n"
 		"      --allow USER|@GROUP  only these users (names or uids) and groups may\n"
@@ -74,7 +76,7 @@ static void usage(FILE *f)
 		"                           pages stay local, and with the budget full too a new\n"
 		"                           page is a SIGBUS (out of memory); repeatable\n"
 		"  -h, --help               show this help\n",
-		FM_BATCH_MAX);
+		FM_BATCH_MAX, FT_MAX);
 }
 
 static int listen_unix(const char *path, unsigned mode)
@@ -366,6 +368,7 @@ int main(int argc, char **argv)
 		{ "async-evict", required_argument, NULL, 'W' },
 		{ "clean-tracking", no_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
+		{ "fault-threads", required_argument, NULL, 'T' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "store-cap", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
@@ -381,6 +384,7 @@ int main(int argc, char **argv)
 	D.opt.zero_skip = true;
 	D.opt.encrypt = true;
 	D.opt.affinity_fault = D.opt.affinity_evict = -1;
+	D.opt.fault_threads = 1;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -441,6 +445,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			D.opt.async_evict = (unsigned)n;
+			break;
+		}
+		case 'T': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 1 || n > FT_MAX) {
+				fprintf(stderr, "fluidmemd: --fault-threads takes 1 to %d\n", FT_MAX);
+				return 2;
+			}
+			D.opt.fault_threads = (unsigned)n;
 			break;
 		}
 		case 'Y':

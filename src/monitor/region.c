@@ -132,6 +132,7 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 		return;
 	if (first + count > r->npages)
 		count = r->npages - first;
+	inflight_cancel(c, r, first, count);
 	for (uint64_t p = first; p < first + count; p++) {
 		if (!r->chunks[p / CHUNK_PAGES]) {
 			p |= CHUNK_PAGES - 1; /* an untouched chunk: nothing to drop */

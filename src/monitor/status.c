@@ -97,6 +97,7 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 			put(&o, "%s{\"pid\":%d,\"uid\":%d,\"tag\":\"%s\",\"size_bytes\":%llu,", first ? "" : ",",
 			    (int)c->pid, (int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)size);
 			put_stats_json(&o, &s);
+			put(&o, ",\"inflight_max\":%u,\"fault_threads\":%u", c->inflight_max, c->nhelpers + 1);
 			put(&o, ",\"regions_detail\":[");
 			for (struct fm_region *r = c->regions; r; r = r->next) {
 				char id[33];
