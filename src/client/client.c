@@ -10,7 +10,10 @@
  * Nothing here calls malloc (the preload library calls in from malloc), and
  * mappings are made with raw syscalls so the preload's mmap wrappers do not
  * see our own. fork() is handled with pthread_atfork: the monitor snapshots
- * every region, and the child maps the snapshots where the regions were. */
+ * every private region, and the child maps the snapshots where the regions
+ * were. Shared regions (MAP_SHARED memory) stay mapped in the child, which
+ * registers them with its own userfaultfd and JOINs them before fork returns:
+ * an unregistered child touching an evicted page would read zeros. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -47,6 +50,7 @@ struct cregion {
 	dev_t dev;      /* and its identity, in case the number is reused */
 	ino_t ino;
 	uint64_t id[2];
+	bool shared;    /* FM_MAP_SHARED: fork children map it too */
 };
 
 static struct {
@@ -273,7 +277,8 @@ static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_
 	G.r[G.n++] = (struct cregion){ .addr = addr, .len = len, .size = size, .offset = offset,
 				       .memfd = owned ? memfd : -1, .adopted_fd = owned ? -1 : memfd,
 				       .dev = sb.st_dev, .ino = sb.st_ino,
-				       .id = { rep.region[0], rep.region[1] } };
+				       .id = { rep.region[0], rep.region[1] },
+				       .shared = (flags & FM_REGISTER_SHARED) != 0 };
 	return 0;
 }
 
@@ -305,11 +310,15 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 		p = NULL;
 		goto out;
 	}
-	/* A child of fork gets its own copy from the monitor, never this mapping. */
-	fm_sys_madvise(p, len, MADV_DONTFORK);
+	/* A child of fork gets its own copy from the monitor, never this
+	 * mapping; unless it is shared memory, which the child joins. */
+	if (!(flags & FM_MAP_SHARED))
+		fm_sys_madvise(p, len, MADV_DONTFORK);
 	if (flags & MAP_FIXED)
 		forget_locked((uintptr_t)p, (uintptr_t)p + len, NULL); /* what it replaced */
-	rc = add_region((uintptr_t)p, len, fd, 0, len, (flags & FM_MAP_HEAP) ? FM_REGISTER_HEAP : 0, true);
+	rc = add_region((uintptr_t)p, len, fd, 0, len,
+			((flags & FM_MAP_HEAP) ? FM_REGISTER_HEAP : 0) | ((flags & FM_MAP_SHARED) ? FM_REGISTER_SHARED : 0),
+			true);
 	if (rc < 0) {
 		fm_sys_munmap(p, len);
 		p = NULL;
@@ -362,13 +371,24 @@ int fm_owns(const void *addr, size_t len)
 	return yes;
 }
 
+int fm_owns_shared(const void *addr, size_t len)
+{
+	if (G.n == 0)
+		return 0;
+	pthread_mutex_lock(&G.lock);
+	struct cregion *r = find((uintptr_t)addr, len ? len : 1);
+	int yes = r && r->shared;
+	pthread_mutex_unlock(&G.lock);
+	return yes;
+}
+
 int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
 {
 	pthread_mutex_lock(&G.lock);
 	struct cregion *r = find((uintptr_t)addr, old_len);
 	int rc = -ENOENT;
-	if (!r || r->addr != (uintptr_t)addr || r->memfd < 0) {
-		set_err("mremap grows only whole fluidmem regions");
+	if (!r || r->addr != (uintptr_t)addr || r->memfd < 0 || r->shared) {
+		set_err("mremap grows only whole private fluidmem regions");
 		goto out;
 	}
 	new_len = (new_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
@@ -595,7 +615,11 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&G.lock);
 	G.snap_nfds = 0;
 	G.snap_err = 0;
-	if (G.state != 1 || G.n == 0)
+	G.snap.count = 0;
+	int nprivate = 0;
+	for (int i = 0; i < G.n; i++)
+		nprivate += !G.r[i].shared;
+	if (G.state != 1 || nprivate == 0)
 		return;
 	G.snap_nfds = FM_SNAPSHOT_MAX;
 	int rc = call(FM_MSG_SNAPSHOT, NULL, 0, NULL, 0, &G.snap, sizeof(G.snap), G.snap_fds, &G.snap_nfds);
@@ -648,28 +672,45 @@ static void fork_child(void)
 		pthread_mutex_unlock(&G.lock);
 		return;
 	}
-	int had_regions = G.n > 0;
-	/* The parent's connection, uffd and memfds are the parent's business. */
+	int nprivate = 0;
+	/* The parent's connection, uffd and private memfds are the parent's
+	 * business; shared regions are mapped here too and stay in the table. */
 	close(G.sock);
 	close(G.uffd);
 	close(G.pidfd);
-	for (int i = 0; i < G.n; i++)
+	int n = 0;
+	for (int i = 0; i < G.n; i++) {
+		if (G.r[i].shared) {
+			G.r[n++] = G.r[i];
+			continue;
+		}
+		nprivate++;
 		if (G.r[i].memfd >= 0)
 			close(G.r[i].memfd);
-	G.n = 0;
+	}
+	G.n = n;
 	G.sock = G.uffd = G.pidfd = -1;
 	G.watcher_started = false;
 	G.state = 0;
-	if (!had_regions) {
+	if (!nprivate && !G.n) {
 		pthread_mutex_unlock(&G.lock);
 		return;
 	}
-	if (G.snap_err || G.snap_nfds == 0)
+	if (nprivate && (G.snap_err || G.snap_nfds == 0))
 		die_in_child(G.snap_err ? strerror(-G.snap_err) : "no snapshot");
 	int rc = connect_monitor();
 	if (rc < 0)
 		die_in_child("cannot reconnect to fluidmemd");
 	G.state = 1;
+	for (int i = 0; i < G.n; i++) {
+		struct cregion *r = &G.r[i];
+		if (uffd_register(r->addr, r->len) < 0)
+			die_in_child("UFFDIO_REGISTER of shared memory failed");
+		struct fm_join j = { .region = { r->id[0], r->id[1] }, .addr = r->addr, .len = r->len,
+				     .offset = (uint64_t)r->offset };
+		if (call(FM_MSG_JOIN, &j, sizeof(j), &r->memfd, 1, NULL, 0, NULL, NULL) < 0)
+			die_in_child("the monitor refused to share the parent's shared memory");
+	}
 	for (uint32_t i = 0; i < G.snap.count; i++) {
 		const struct fm_snapshot_entry *e = &G.snap.e[i];
 		child_map(e, G.snap_fds[i]);

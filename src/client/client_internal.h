@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #define FM_MAP_HEAP 0x40000000 /* fm_map flag: this region is the malloc heap */
+#define FM_MAP_SHARED 0x20000000 /* fm_map flag: MAP_SHARED memory, shared with fork children */
 
 void *fm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int fm_sys_munmap(void *addr, size_t len);
@@ -15,6 +16,8 @@ void *fm_sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *
 void fm_moved(void *old_addr, void *new_addr, size_t new_len);
 void *fm_adopted_range(int fd, off_t off, size_t len);
 int fm_unmap(void *addr, size_t len);
+/* Is [addr, addr+len) inside a shared region (FM_MAP_SHARED)? */
+int fm_owns_shared(const void *addr, size_t len);
 void fm_start_watcher(void);
 /* Set by the preload library: it starts the watcher thread itself, from its
  * constructor, because creating a thread inside malloc would recurse. */

@@ -8,8 +8,12 @@
  *   regions, including the reserve-PROT_NONE-then-MAP_FIXED pattern of QEMU,
  *   JVMs and allocators: MAP_FIXED inside a region becomes "zero these pages
  *   and set this protection" and the memory stays in the region.
+ * - Anonymous shared mmaps (MAP_SHARED|MAP_ANONYMOUS, e.g. PostgreSQL's
+ *   shared_buffers) of that size become shared regions: fork children keep
+ *   them mapped and join them (client.c). FLUIDMEM_SHARED=0 leaves them local.
  * - munmap, mremap and madvise(DONTNEED/FREE) on regions keep their meaning:
- *   DONTNEED becomes MADV_REMOVE so the pages read back as zeros at once.
+ *   DONTNEED becomes MADV_REMOVE so the pages read back as zeros at once
+ *   (on a shared region DONTNEED keeps the contents, so it does nothing).
  * - MAP_SHARED mappings of a memfd named FLUIDMEM_ADOPT_MEMFD (default
  *   "memory-backend-memfd": QEMU's hotpluggable guest RAM) are registered as
  *   regions as they are made.
@@ -44,6 +48,7 @@ static struct {
 	int state;               /* 0 untouched, 1 initialising, 2 ready */
 	bool enabled;            /* connected to a monitor */
 	bool anon;               /* large anonymous mmaps become regions (FLUIDMEM_ANON, default 1) */
+	bool shared;             /* and shared anonymous ones (FLUIDMEM_SHARED, default 1) */
 	size_t threshold;
 	char adopt[64];          /* memfd name to adopt, "" for none */
 	pthread_t init_thread;
@@ -106,6 +111,8 @@ static void init(void)
 		const char *adopt = getenv("FLUIDMEM_ADOPT_MEMFD");
 		const char *anon = getenv("FLUIDMEM_ANON");
 		P.anon = !anon || strcmp(anon, "0") != 0;
+		const char *shared = getenv("FLUIDMEM_SHARED");
+		P.shared = P.anon && (!shared || strcmp(shared, "0") != 0);
 		P.threshold = env_size("FLUIDMEM_MMAP_THRESHOLD", P.threshold);
 		if (P.threshold < 4096)
 			P.threshold = 4096;
@@ -152,6 +159,12 @@ static bool anon_private(int flags, int fd)
 	       !(flags & (MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB));
 }
 
+static bool anon_shared(int flags, int fd)
+{
+	return (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_SHARED && fd == -1 &&
+	       !(flags & (MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB));
+}
+
 /* A memfd named P.adopt? (/proc/self/fd/N -> "/memfd:NAME (deleted)") */
 static bool adoptable_memfd(int fd)
 {
@@ -171,8 +184,15 @@ static bool adoptable_memfd(int fd)
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	init();
-	if (P.enabled && P.anon && anon_private(flags, fd) && !(prot & PROT_EXEC)) {
-		if ((flags & MAP_FIXED) && fm_owns(addr, len)) {
+	if (P.enabled && P.shared && anon_shared(flags, fd) && !(prot & PROT_EXEC) && len >= P.threshold &&
+	    !((flags & MAP_FIXED) && fm_owns(addr, len))) {
+		void *p = fm_map(addr, len, prot, (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) | FM_MAP_SHARED);
+		if (p)
+			return p;
+		if (flags & MAP_FIXED_NOREPLACE && errno == EEXIST)
+			return MAP_FAILED;
+	} else if (P.enabled && P.anon && anon_private(flags, fd) && !(prot & PROT_EXEC)) {
+		if ((flags & MAP_FIXED) && fm_owns(addr, len) && !fm_owns_shared(addr, len)) {
 			/* Fresh zero memory inside a region: stays in the region. */
 			if (fm_sys_madvise(addr, len, MADV_REMOVE) == 0 && mprotect(addr, len, prot) == 0)
 				return addr;
@@ -238,11 +258,17 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 EXPORT int madvise(void *addr, size_t len, int advice)
 {
-	if ((advice == MADV_DONTNEED || advice == MADV_FREE) && fm_owns(addr, len)) {
+	if (advice == MADV_DONTNEED && fm_owns_shared(addr, len)) {
+		/* Shared memory keeps its contents after DONTNEED; the kernel
+		 * would report it as a REMOVE, which drops them. */
+		return 0;
+	} else if ((advice == MADV_DONTNEED || advice == MADV_FREE) && fm_owns(addr, len) &&
+		   !fm_owns_shared(addr, len)) {
 		/* On a shared mapping DONTNEED would only drop our page table
 		 * entries and the old contents would come back: remove them. */
 		advice = MADV_REMOVE;
-	} else if ((advice == MADV_DOFORK || advice == MADV_WIPEONFORK) && fm_owns(addr, len)) {
+	} else if ((advice == MADV_DOFORK || advice == MADV_WIPEONFORK) && fm_owns(addr, len) &&
+		   !fm_owns_shared(addr, len)) {
 		return 0; /* a child never shares a region: it gets a snapshot */
 	}
 	return fm_sys_madvise(addr, len, advice) < 0 ? -1 : 0;

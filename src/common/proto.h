@@ -27,6 +27,8 @@ enum fm_msg_type {
 	FM_MSG_SNAPSHOT = 4,    /* fork: reply fm_snapshot_reply + one fd per region clone */
 	FM_MSG_ADOPT = 5,       /* child after fork: fds memfd, payload fm_adopt */
 	FM_MSG_UNMAP = 6,       /* payload fm_unmap: the client is about to munmap a range */
+	FM_MSG_JOIN = 7,        /* child after fork: fds memfd, payload fm_join: one more
+				 * process maps a shared region */
 	/* control connection */
 	FM_MSG_STATUS = 16,     /* payload fm_status_req, reply text */
 	FM_MSG_SET_BUDGET = 17, /* payload fm_set_budget */
@@ -61,6 +63,8 @@ struct fm_hello {
 
 #define FM_REGISTER_HEAP 1u     /* the preload's malloc heap */
 #define FM_REGISTER_ADOPTED 2u  /* a memfd the program made itself (QEMU memory backend) */
+#define FM_REGISTER_SHARED 4u   /* MAP_SHARED|MAP_ANONYMOUS memory: stays mapped in fork
+				 * children, which JOIN it; one region, several processes */
 struct fm_register {
 	uint64_t addr;           /* where the client mapped the memfd */
 	uint64_t len;            /* bytes mapped, page multiple */
@@ -98,6 +102,15 @@ struct fm_unmap {
 
 struct fm_adopt {
 	uint64_t clone[2];
+	uint64_t addr, len, offset;
+};
+
+/* A forked child maps a shared region its parent registered (FM_REGISTER_SHARED)
+ * and registered it with its own userfaultfd. The memfd rides along: the
+ * monitor checks it is the region's file, so only a process that holds the
+ * memory can join it. */
+struct fm_join {
+	uint64_t region[2];
 	uint64_t addr, len, offset;
 };
 
@@ -146,7 +159,8 @@ struct fm_set_tag_limit {
 	X(faults_zero) X(faults_store) X(faults_wp) X(faults_spurious) X(faults_poisoned) \
 	X(evictions) X(pages_prefetched) X(pages_written) X(pages_clean_skipped) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
 	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients) \
-	X(faults_concurrent) X(prefetch_hits) X(prefetch_skipped)
+	X(faults_concurrent) X(prefetch_hits) X(prefetch_skipped) \
+	X(shared_evictions) X(shared_faults_store)
 
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
 #define FM_LAT_BUCKETS 256
@@ -170,6 +184,8 @@ struct fm_stats {
 	uint64_t prefetch_hits;    /* prefetched pages the program went through (the stream
 				    * went on past them: inferred, the monitor sees no access) */
 	uint64_t prefetch_skipped; /* prefetch windows not issued: the region's hit rate was low */
+	uint64_t shared_evictions;    /* of those evictions, pages of shared regions */
+	uint64_t shared_faults_store; /* of the store faults, pages of shared regions */
 	uint64_t lat[FM_LAT_BUCKETS]; /* log2-linear histogram, see fm_lat_bucket() */
 };
 

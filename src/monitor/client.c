@@ -110,13 +110,22 @@ static int do_register(struct fm_client *c, const struct fm_register *rq, int me
 		*why = "cannot map the region";
 		return err;
 	}
+	if (rq->flags & FM_REGISTER_SHARED)
+		shared_register(c, r);
 	if ((err = map_add(c, rq->addr, rq->len, r, 0)) < 0) {
 		r->memfd = -1;
+		for (unsigned i = 0; i < c->nshared; i++) /* held before its view failed */
+			if (c->shared[i] == r)
+				c->shared[i--] = c->shared[--c->nshared];
 		region_free(r, NULL);
 		return err;
 	}
-	r->next = c->regions;
-	c->regions = r;
+	if (r->shared) {
+		shared_publish(r);
+	} else {
+		r->next = c->regions;
+		c->regions = r;
+	}
 	c->st.regions++;
 	id_out[0] = r->id[0];
 	id_out[1] = r->id[1];
@@ -211,6 +220,8 @@ static void do_snapshot(struct fm_client *c)
 	for (size_t i = 0; i < c->nmaps; i++) {
 		struct fm_map *m = &c->maps[i];
 		struct fm_region *cl = NULL;
+		if (m->region->shared)
+			continue; /* the child maps it too, and JOINs it */
 		for (unsigned k = 0; k < nclones; k++)
 			if (origs[k] == m->region)
 				cl = clones[k];
@@ -336,6 +347,7 @@ static int client_request(struct fm_client *c)
 		struct fm_register reg;
 		struct fm_grow grow;
 		struct fm_adopt adopt;
+		struct fm_join join;
 		struct fm_unmap unmap;
 		char raw[256];
 	} u;
@@ -378,6 +390,16 @@ static int client_request(struct fm_client *c)
 		if (rc == 0)
 			reply(c->sock, 0, NULL, 0);
 		break;
+	case FM_MSG_JOIN:
+		if (h.len != sizeof(u.join) || nfds != 1) {
+			rc = -EINVAL;
+			why = "JOIN takes one memfd and a struct fm_join";
+		} else {
+			rc = shared_join(c, &u.join, fds[0], &why);
+		}
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
+		break;
 	case FM_MSG_UNMAP:
 		if (h.len != sizeof(u.unmap) || u.unmap.addr % PAGE || u.unmap.addr + u.unmap.len < u.unmap.addr) {
 			rc = -EINVAL;
@@ -385,7 +407,7 @@ static int client_request(struct fm_client *c)
 			break;
 		}
 		uint64_t seq = ev_local_begin(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
-		drop_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
+		drop_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len, true);
 		map_remove_range(c, u.unmap.addr, u.unmap.addr + u.unmap.len);
 		client_release_unmapped(c, worker_store());
 		ev_local_end(c, seq);
@@ -411,6 +433,9 @@ static void client_free(struct fm_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	struct fm_store *st = worker_store();
+	/* the shared regions first: their other processes keep them */
+	map_remove_range(c, 0, UINT64_MAX);
+	shared_settle(c, st);
 	uint64_t regions = c->st.regions;
 	while (c->regions) {
 		struct fm_region *r = c->regions;
@@ -447,6 +472,7 @@ static void client_free(struct fm_client *c)
 	close(c->pidfd);
 	close(c->wake_fd);
 	free(c->maps);
+	free(c->shared);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->ev_lock);
 	pthread_cond_destroy(&c->ev_cond);

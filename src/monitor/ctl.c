@@ -65,6 +65,9 @@ static uint64_t evict_rounds(struct fm_tag *t, uid_t uid, uint64_t target, uint6
 			for (struct fm_region *r = c->regions; r; r = r->next)
 				if (r->resident)
 					got += evict_region(r, D.opt.evict_batch, worker_store());
+			for (unsigned i = 0; i < c->nshared; i++)
+				if (c->shared[i]->owner == c && c->shared[i]->resident)
+					got += evict_region(c->shared[i], D.opt.evict_batch, worker_store());
 			pthread_mutex_unlock(&c->lock);
 		}
 		pthread_mutex_unlock(&D.lock);

@@ -21,6 +21,8 @@
 #include "uffd_compat.h"
 #include "worker.h"
 
+static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_store *st);
+
 void account_resident(struct fm_client *c, int64_t delta)
 {
 	if (c) {
@@ -38,17 +40,6 @@ void account_resident(struct fm_client *c, int64_t delta)
 	uint64_t peak = atomic_load(&D.peak_resident);
 	while (delta > 0 && now > peak && !atomic_compare_exchange_weak(&D.peak_resident, &peak, now))
 		;
-}
-
-/* The client address of region page p, or 0 when no map shows it. */
-static uint64_t page_addr(struct fm_client *c, struct fm_region *r, uint64_t p)
-{
-	for (size_t i = 0; c && i < c->nmaps; i++) {
-		struct fm_map *m = &c->maps[i];
-		if (m->region == r && p >= m->page && p < m->page + m->len / PAGE)
-			return m->start + (p - m->page) * PAGE;
-	}
-	return 0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -86,6 +77,37 @@ static bool uffd_range_at(struct fm_client *c, uint64_t seq, unsigned long req, 
 	return ok;
 }
 
+/* UFFDIO_WRITEPROTECT (mode) region pages [p, p+n) wherever they are mapped:
+ * in the owner's maps of a private region, in every process's view of a
+ * shared one. Returns false when an event not applied yet changed one of
+ * those addresses (the mapping there may be another by now): not done there. */
+static bool protect(struct fm_region *r, uint64_t p, uint64_t n, uint64_t mode)
+{
+	struct fm_client *c = r->owner;
+	size_t count = r->shared ? r->nviews : c->nmaps;
+	bool ok = true;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t start, len, page;
+		struct fm_client *vc = c;
+		if (r->shared) {
+			const struct fm_view *v = &r->views[i];
+			start = v->start, len = v->len, page = v->page, vc = v->client;
+		} else {
+			const struct fm_map *m = &c->maps[i];
+			if (m->region != r)
+				continue;
+			start = m->start, len = m->len, page = m->page;
+		}
+		/* the views of a shared region change only under its lock (held):
+		 * they are at least as new as what the client has applied */
+		uint64_t seq = __atomic_load_n(&vc->ev_applied, __ATOMIC_ACQUIRE);
+		uint64_t a = p > page ? p : page, b = p + n < page + len / PAGE ? p + n : page + len / PAGE;
+		if (a < b && !uffd_range_at(vc, seq, UFFDIO_WRITEPROTECT, start + (a - page) * PAGE, (b - a) * PAGE, mode))
+			ok = false;
+	}
+	return ok;
+}
+
 static bool page_is_zero(const void *p)
 {
 	const uint64_t *w = p;
@@ -96,8 +118,17 @@ static bool page_is_zero(const void *p)
 }
 
 /* Evict up to max resident pages of r, oldest first. Caller holds the owner's
- * lock. Returns pages evicted. */
+ * lock (private region) or a holder's (shared: its own lock is taken here).
+ * Returns pages evicted. */
 unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
+{
+	shared_lock(r);
+	unsigned got = do_evict_region(r, max, st);
+	shared_unlock(r);
+	return got;
+}
+
+static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 {
 	struct fm_worker *w = worker_get();
 	struct fm_client *c = r->owner;
@@ -108,6 +139,8 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		max = FM_BATCH_MAX;
 	if (!c || !w)
 		return 0; /* unadopted fork snapshots have no userfaultfd to protect with */
+	/* a shared region's counters are its own until its owner leaves */
+	struct fm_stats *cst = r->shared ? &r->sst : &c->st;
 	while (n < max && r->qlen) {
 		uint64_t p = r->queue[r->qhead];
 		r->qhead = (r->qhead + 1) % r->qcap;
@@ -120,19 +153,16 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	if (!n)
 		return 0;
 	qsort(v, n, sizeof(v[0]), cmp_u64);
-	uint64_t seq = c->ev_applied; /* the maps are up to date to here */
 
-	/* 1. write-protect, run by run (a run is contiguous in the region; its
-	 *    client address is contiguous unless a map boundary splits it, so
-	 *    protect page by page where it is not). A run whose address an
-	 *    event not applied yet changed stays resident this time. */
+	/* 1. write-protect, run by run (a run is contiguous in the region), in
+	 *    every map that shows it. A run whose address an event not applied
+	 *    yet changed stays resident this time. */
 	bool keep[FM_BATCH_MAX] = { 0 };
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t a = page_addr(c, r, v[i]);
 		unsigned j = i;
-		while (j + 1 < n && v[j + 1] == v[j] + 1 && page_addr(c, r, v[j + 1]) == a + (j + 1 - i) * PAGE)
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
 			j++;
-		if (a && !uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, a, (j - i + 1) * PAGE, UFFDIO_WRITEPROTECT_MODE_WP))
+		if (!protect(r, v[i], j - i + 1, UFFDIO_WRITEPROTECT_MODE_WP))
 			for (unsigned k = i; k <= j; k++)
 				keep[k] = true;
 		i = j;
@@ -172,8 +202,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		uint8_t *s = page_state(r, v[i], false);
 		if (keep[i] || capped[i] || (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK)) {
 			failed += !capped[i] && !keep[i];
-			if (!keep[i])
-				uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, page_addr(c, r, v[i]), PAGE, 0);
+			protect(r, v[i], 1, 0); /* a kept run may be protected in some views */
 			*s |= PS_QUEUED;
 			region_queue_push(r, v[i]);
 			continue;
@@ -181,19 +210,19 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		if (clean[i]) {
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
 			r->stored++;
-			c->st.pages_clean_skipped++;
+			cst->pages_clean_skipped++;
 		} else if (zero[i]) {
 			if (*s & PS_INSTORE)
 				stale[nstale++] = (struct fm_page_key){ { r->id[0], r->id[1] }, v[i] };
 			instore(c, s, false);
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);
-			c->st.pages_zero_skipped++;
+			cst->pages_zero_skipped++;
 		} else {
 			instore(c, s, true);
 			*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_STORED);
 			r->stored++;
-			c->st.pages_written++;
-			c->st.bytes_out += PAGE;
+			cst->pages_written++;
+			cst->bytes_out += PAGE;
 		}
 		gone[evicted++] = v[i];
 	}
@@ -211,7 +240,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 		/* One line a second at most: a dead store fails every batch. */
 		static _Thread_local uint64_t last_ns, quiet;
 		uint64_t now = fm_now_ns();
-		c->st.store_errors += failed;
+		cst->store_errors += failed;
 		quiet += failed;
 		if (now - last_ns >= 1000000000ull) {
 			fm_log("pid %d: %llu page(s) could not be written to the store; kept resident",
@@ -233,21 +262,35 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 	/* Lifting the protection wakes the waiters and clears the markers the
 	 * protection left on the emptied entries, so a page later prefetched
 	 * there is not write-protected. */
-	for (unsigned i = 0; i < evicted; i++)
-		uffd_range_at(c, seq, UFFDIO_WRITEPROTECT, page_addr(c, r, gone[i]), PAGE, 0);
+	for (unsigned i = 0; i < evicted; i++) {
+		unsigned j = i;
+		while (j + 1 < evicted && gone[j + 1] == gone[j] + 1)
+			j++;
+		protect(r, gone[i], j - i + 1, 0);
+		i = j;
+	}
 
 	r->resident -= evicted;
-	c->st.evictions += evicted;
+	cst->evictions += evicted;
+	if (r->shared)
+		cst->shared_evictions += evicted;
 	account_resident(c, -(int64_t)evicted);
 	return evicted;
 }
 
-static struct fm_region *largest_region(struct fm_client *c)
+/* c's region with most resident pages, the shared ones it maps included
+ * (their counts are read without their lock: a hint). */
+struct fm_region *largest_region(struct fm_client *c)
 {
 	struct fm_region *best = NULL;
 	for (struct fm_region *r = c->regions; r; r = r->next)
 		if (r->resident && (!best || r->resident > best->resident))
 			best = r;
+	for (unsigned i = 0; i < c->nshared; i++) {
+		uint64_t res = __atomic_load_n(&c->shared[i]->resident, __ATOMIC_RELAXED);
+		if (res && (!best || res > best->resident))
+			best = c->shared[i];
+	}
 	return best;
 }
 

@@ -176,15 +176,16 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
 		*s |= PS_QUEUED;
 	r->resident++;
-	account_resident(c, 1);
+	account_resident(payer(c, r), 1);
 }
 
 /* Clean-page tracking (--clean-tracking): a page fetched from a store that
  * keeps its copy comes in write-protected; until the program writes it (one
- * WP fault) the store's copy is current and eviction skips the write. */
-static bool keeps_clean(const struct fm_store *st)
+ * WP fault) the store's copy is current and eviction skips the write. Not in
+ * shared regions: the other processes map the page without the protection. */
+static bool keeps_clean(const struct fm_store *st, const struct fm_region *r)
 {
-	return D.opt.clean_tracking && !(st->ops->flags & FM_STORE_DROP_AFTER_READ);
+	return D.opt.clean_tracking && !r->shared && !(st->ops->flags & FM_STORE_DROP_AFTER_READ);
 }
 
 /* A page from the store. The read is done with the client's lock released
@@ -202,8 +203,10 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 			memcpy(secret, io.secret, sizeof(secret));
 			io.secret = secret;
 		}
+		/* Not for a shared region: its lock is held, and taking the
+		 * client's lock back under it would invert the lock order. */
 		struct fm_inflight *f = NULL;
-		for (unsigned i = 0; !f && i < FT_MAX; i++)
+		for (unsigned i = 0; !f && !r->shared && i < FT_MAX; i++)
 			if (!c->inflight[i].r)
 				f = &c->inflight[i];
 		if (f) {
@@ -243,7 +246,7 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		poison(c, addr);
 		return true;
 	}
-	bool clean = keeps_clean(w->store);
+	bool clean = keeps_clean(w->store, r);
 	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE,
 				  .mode = clean ? UFFDIO_COPY_MODE_WP : 0 };
 	if (!at_addr(c, addr, PAGE, true))
@@ -255,17 +258,18 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		return false;
 	}
 	c->st.faults_store++;
+	c->st.shared_faults_store += r->shared;
 	c->st.bytes_in += PAGE;
 	r->stored--;
 	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 		fm_store_remove(w->store, &io.key, 1);
-		instore(c, s, false);
+		instore(payer(c, r), s, false);
 	}
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
 		*s |= PS_QUEUED;
 	r->resident++;
-	account_resident(c, 1);
+	account_resident(payer(c, r), 1);
 	return true;
 }
 
@@ -302,7 +306,7 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
 	if (!(*s & PS_QUEUED) && region_queue_push(r, q) == 0)
 		*s |= PS_QUEUED;
 	r->resident++;
-	account_resident(c, 1);
+	account_resident(payer(c, r), 1);
 	c->st.pages_prefetched++;
 }
 
@@ -347,7 +351,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		io_for(&w->ios[nio++], r, q[i], w->pages + (size_t)i * PAGE);
 	if (fm_store_read(w->store, w->ios, nio) < 0)
 		return;
-	bool clean = keeps_clean(w->store);
+	bool clean = keeps_clean(w->store, r);
 	for (unsigned i = 0; i < n; i++) {
 		if (w->ios[i].status != FM_STORE_OK)
 			continue;
@@ -357,7 +361,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		uint8_t *s = page_state(r, q[i], false);
 		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 			fm_store_remove(w->store, &w->ios[i].key, 1);
-			instore(c, s, false);
+			instore(payer(c, r), s, false);
 		}
 		r->stored--;
 		c->st.bytes_in += PAGE;
@@ -417,7 +421,7 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	/* In chunks, nearest first: the program is already running (its fault
 	 * was answered) and its next access is p+1; it waits for one chunk,
 	 * not for the window. */
-	bool clean = kind == PS_STORED && keeps_clean(w->store);
+	bool clean = kind == PS_STORED && keeps_clean(w->store, r);
 	for (uint64_t off = 0; off < n;) {
 		uint64_t k = n - off < PF_CHUNK ? n - off : PF_CHUNK, first = p + 1 + off;
 		make_room(c, k);
@@ -438,7 +442,7 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			if (kind == PS_STORED) {
 				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
 					fm_store_remove(w->store, &w->ios[i].key, 1);
-					instore(c, s, false);
+					instore(payer(c, r), s, false);
 				}
 				r->stored--;
 				c->st.bytes_in += PAGE;
@@ -452,6 +456,11 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		off += got;
 	}
 }
+
+/* The fault at addr in map m of region r (locked if shared). Returns true
+ * when it must be looked up again (another thread was fetching the page). */
+static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r, const struct uffd_msg *msg,
+		     uint64_t addr, uint64_t t0);
 
 static void handle_fault(struct fm_client *c, const struct uffd_msg *msg, uint64_t t0, uint64_t seq)
 {
@@ -486,17 +495,27 @@ retry:
 		return;
 	}
 	struct fm_region *r = m->region;
+	shared_lock(r);
+	bool again = fault_in(c, m, r, msg, addr, t0);
+	shared_unlock(r);
+	if (again)
+		goto retry;
+}
+
+static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r, const struct uffd_msg *msg,
+		     uint64_t addr, uint64_t t0)
+{
 	uint64_t p = m->page + (addr - m->start) / PAGE;
 	if (r->dropped) {
 		poison(c, addr);
-		return;
+		return false;
 	}
 	uint8_t *s = p < r->npages ? page_state(r, p, true) : NULL;
 	if (!s) {
 		fm_log("pid %d: fault at %#llx: page %llu beyond the region or out of memory: SIGBUS",
 		       (int)c->pid, (unsigned long long)addr, (unsigned long long)p);
 		poison(c, addr);
-		return;
+		return false;
 	}
 	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* Evicted meanwhile: wake, it re-faults as MISSING. Still
@@ -505,7 +524,7 @@ retry:
 		if ((*s & PS_STATE) == PS_RESIDENT) {
 			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
 			if (!at_addr(c, addr, PAGE, true))
-				return;
+				return false;
 			*s &= (uint8_t)~PS_CLEAN; /* written: the store's copy is stale now */
 			int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
 			at_addr_done(c);
@@ -514,16 +533,16 @@ retry:
 		} else {
 			wake(c, addr);
 		}
-		return;
+		return false;
 	}
 	switch (*s & PS_STATE) {
 	case PS_RESIDENT:
 		c->st.faults_spurious++;
 		wake(c, addr);
-		return;
+		return false;
 	case PS_LOST:
 		poison(c, addr);
-		return;
+		return false;
 	case PS_EMPTY:
 		make_room(c, 1);
 		if (tenant_at_cap(c, 1) && atomic_load(&D.resident) >= atomic_load(&D.budget_pages)) {
@@ -531,36 +550,41 @@ retry:
 			fm_log("pid %d: uid %d is at its store cap and the budget is full: SIGBUS at %#llx",
 			       (int)c->pid, (int)c->uid, (unsigned long long)addr);
 			poison(c, addr);
-			return;
+			return false;
 		}
 		fault_zero(c, r, p, s, addr);
 		break;
 	case PS_STORED:
 		if (inflight_has(c, r, p)) {
-			/* another thread is fetching it: wait, then look again */
+			/* another thread is fetching it: wait, then look again
+			 * (never for a shared region, whose lock we would hold) */
 			pthread_cond_wait(&c->ev_cond, &c->lock);
-			goto retry;
+			return true;
 		}
 		make_room(c, 1);
 		if (!fault_store(c, r, p, s, addr))
-			return;
+			return false;
 		break;
 	}
 	record_latency(c, t0);
 	prefetch(c, r, p, addr);
+	return false;
 }
 
-/* [start, end) of the client's address space: pages become zeros. */
-void drop_range(struct fm_client *c, uint64_t start, uint64_t end)
+/* [start, end) of the client's address space: pages become zeros, except
+ * those of shared regions the client is only unmapping. */
+void drop_range(struct fm_client *c, uint64_t start, uint64_t end, bool unmap)
 {
 	for (size_t i = 0; i < c->nmaps; i++) {
 		struct fm_map *m = &c->maps[i];
 		uint64_t a = start > m->start ? start : m->start;
 		uint64_t b = end < m->start + m->len ? end : m->start + m->len;
-		if (a >= b)
+		if (a >= b || (unmap && m->region->shared))
 			continue;
+		shared_lock(m->region);
 		region_drop_pages(c, m->region, m->page + (a - m->start) / PAGE, (b - a) / PAGE,
 				  worker_store());
+		shared_unlock(m->region);
 	}
 }
 
@@ -568,7 +592,7 @@ static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 {
 	switch (msg->event) {
 	case UFFD_EVENT_REMOVE:
-		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
+		drop_range(c, msg->arg.remove.start, msg->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_UNMAP:
 		/* The tail of an mremap move: its map has moved already, and the
@@ -579,7 +603,7 @@ static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 				c->moved_from[i] = c->moved_from[--c->nmoved_from];
 				return;
 			}
-		drop_range(c, msg->arg.remove.start, msg->arg.remove.end);
+		drop_range(c, msg->arg.remove.start, msg->arg.remove.end, true);
 		map_remove_range(c, msg->arg.remove.start, msg->arg.remove.end);
 		client_release_unmapped(c, worker_store());
 		break;

@@ -50,6 +50,16 @@ struct fm_tenant {
 	struct fm_tenant *next;
 };
 
+/* One client's view of a shared region: where it maps which pages. A region
+ * shared by several processes is write-protected in each of them before a
+ * page is copied out. */
+struct fm_view {
+	struct fm_client *client;
+	int uffd;
+	uint64_t start, len;   /* client addresses */
+	uint64_t page;         /* region page at start */
+};
+
 struct fm_region {
 	uint64_t id[2];
 	unsigned char secret[FM_SECRET_SIZE]; /* encryption key of its stored pages; only here */
@@ -70,6 +80,20 @@ struct fm_region {
 	uint32_t flags;        /* FM_REGISTER_* */
 	bool dropped;          /* by an operator: every fault in it is a SIGBUS */
 	struct fm_region *next;
+	/* Shared regions (FM_REGISTER_SHARED): mapped by several clients (a
+	 * process and its fork children). They are on D.shared, not on any
+	 * client's list; their own lock guards states, queue, views and
+	 * holders (order: daemon, client, D.shared_lock, region). `owner` is one
+	 * of the holders: its resident count carries the region's pages, and it
+	 * passes to another holder when it leaves. */
+	bool shared;
+	bool owner_counted;    /* owner's st.regions counts it (the creator) */
+	pthread_mutex_t lock;  /* recursive: a fault in it may evict from it */
+	struct fm_view *views;
+	unsigned nviews, capviews;
+	struct fm_client **holders; /* clients that joined and have not left */
+	unsigned nholders, capholders;
+	struct fm_stats sst;   /* eviction counters, folded into the owner's when it leaves */
 };
 
 /* One contiguous piece of the client's address space backed by a region. */
@@ -133,6 +157,8 @@ struct fm_client {
 	unsigned ninflight, inflight_max;
 	pthread_t helpers[FT_MAX];
 	unsigned nhelpers;
+	struct fm_region **shared; /* shared regions this client holds (joined, not left) */
+	unsigned nshared, capshared;
 	struct fm_client *next;
 };
 
@@ -182,6 +208,8 @@ struct fm_daemon {
 	struct fm_tag *tags;
 	struct fm_tenant *tenants;
 	struct fm_pending *pending;
+	pthread_mutex_t shared_lock; /* guards the list of shared regions */
+	struct fm_region *shared;
 	atomic_uint_fast64_t budget_pages;
 	atomic_uint_fast64_t resident;
 	atomic_uint_fast64_t peak_resident;
@@ -226,10 +254,27 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 void client_release_unmapped(struct fm_client *c, struct fm_store *st);
 int region_drop(const uint64_t id[2]);
 
+/* shared.c */
+int shared_register(struct fm_client *c, struct fm_region *r);
+void shared_publish(struct fm_region *r);
+int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const char **why);
+int view_add(struct fm_region *r, struct fm_client *c, uint64_t start, uint64_t len, uint64_t page);
+void view_remove(struct fm_region *r, struct fm_client *c, uint64_t start);
+void shared_settle(struct fm_client *c, struct fm_store *st);
+void shared_lock(struct fm_region *r);
+void shared_unlock(struct fm_region *r);
+/* The client whose counters carry r's resident pages: c, or r's owner. */
+static inline struct fm_client *payer(struct fm_client *c, struct fm_region *r)
+{
+	return r->shared ? r->owner : c;
+}
+
 /* fault.c */
 struct fm_store *thread_store(void);
 unsigned handle_uffd(struct fm_client *c);
-void drop_range(struct fm_client *c, uint64_t start, uint64_t end);
+/* unmap: the client stops mapping the range (munmap); shared regions keep
+ * their pages for the other processes. Otherwise (madvise) pages become zeros. */
+void drop_range(struct fm_client *c, uint64_t start, uint64_t end, bool unmap);
 bool ev_touched(struct fm_client *c, uint64_t since, uint64_t addr, uint64_t len);
 void ev_note(struct fm_client *c, uint64_t seq, uint64_t start, uint64_t end);
 void ev_wait_applied(struct fm_client *c, uint64_t seq);
@@ -244,6 +289,7 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st);
 void account_resident(struct fm_client *c, int64_t delta);
 void evict_over_budget(void);
 unsigned evict_largest(bool wait);
+struct fm_region *largest_region(struct fm_client *c);
 
 /* evictor.c */
 int evictor_start(void);

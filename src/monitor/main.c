@@ -27,7 +27,7 @@
 #include "size.h"
 #include "worker.h"
 
-struct fm_daemon D = { .lock = PTHREAD_MUTEX_INITIALIZER };
+struct fm_daemon D = { .lock = PTHREAD_MUTEX_INITIALIZER, .shared_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void usage(FILE *f)
 {

@@ -128,6 +128,7 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 	struct fm_page_key keys[64];
 	size_t nkeys = 0;
 	int64_t unresident = 0;
+	c = payer(c, r);
 	if (first >= r->npages)
 		return;
 	if (first + count > r->npages)
@@ -178,8 +179,13 @@ void region_free(struct fm_region *r, struct fm_store *st)
 	explicit_bzero(r->secret, sizeof(r->secret));
 	munmap(r->mon, r->npages * PAGE);
 	close(r->memfd);
-	if (c)
+	if (r->shared) { /* its holders' counters were settled when they left */
+		free(r->views);
+		free(r->holders);
+		pthread_mutex_destroy(&r->lock);
+	} else if (c) {
 		c->st.regions--;
+	}
 	free(r);
 }
 
@@ -224,6 +230,8 @@ int map_add(struct fm_client *c, uint64_t start, uint64_t len, struct fm_region 
 		c->maps = m;
 		c->capmaps = ncap;
 	}
+	if (r->shared && view_add(r, c, start, len, page) < 0)
+		return -ENOMEM;
 	size_t i = c->nmaps;
 	while (i > 0 && c->maps[i - 1].start > start) {
 		c->maps[i] = c->maps[i - 1];
@@ -245,6 +253,8 @@ void map_remove_range(struct fm_client *c, uint64_t start, uint64_t end)
 		memmove(&c->maps[i], &c->maps[i + 1], (c->nmaps - i - 1) * sizeof(*c->maps));
 		c->nmaps--;
 		i--;
+		if (m.region->shared)
+			view_remove(m.region, c, m.start);
 		if (m.start < start)
 			map_add(c, m.start, start - m.start, m.region, m.page);
 		if (end < mend)
@@ -273,9 +283,11 @@ int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len)
 	return map_add(c, to, new_len, r, page);
 }
 
-/* Free regions no map refers to any more (the client unmapped them). */
+/* Free regions no map refers to any more (the client unmapped them); leave
+ * the shared ones it no longer maps. */
 void client_release_unmapped(struct fm_client *c, struct fm_store *st)
 {
+	shared_settle(c, st);
 	struct fm_region **pp = &c->regions;
 	while (*pp) {
 		struct fm_region *r = *pp;

@@ -35,6 +35,15 @@ static void client_stats(struct fm_client *c, struct fm_stats *s)
 	s->stored_pages = 0;
 	for (struct fm_region *r = c->regions; r; r = r->next)
 		s->stored_pages += r->stored;
+	for (unsigned i = 0; i < c->nshared; i++) {
+		struct fm_region *r = c->shared[i];
+		shared_lock(r);
+		if (r->owner == c) { /* its owner shows it; its counters are its own */
+			fm_stats_add(s, &r->sst);
+			s->stored_pages += r->stored;
+		}
+		shared_unlock(r);
+	}
 	s->clients = 1;
 }
 

@@ -1,0 +1,26 @@
+# Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, 4x the budget) of a parent
+# and two fork children: each writes its third and reads the others' (checksums),
+# concurrent increments of the same words are never lost, the children keep the
+# memory after the parent unmaps it; the pages were evicted from and faulted back
+# into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory).
+. "$(dirname "$0")/lib.sh"
+start_monitor --local-memory 64M
+out=$(fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "$out"
+note "$out"
+grep -q '^ok pages=16384 ' <<<"$out" || fail "no ok line: $out"
+assert_paging "$T/s.json"
+sev=$(json_get "$T/s.json" shared_evictions) sfs=$(json_get "$T/s.json" shared_faults_store)
+note "shared_evictions=$sev shared_faults_store=$sfs"
+[ "$sev" -gt 16384 ] || fail "the shared region was not paged out (shared_evictions=$sev)"
+[ "$sfs" -gt 8192 ] || fail "few shared pages came back from the store (shared_faults_store=$sfs)"
+ref=$(FLUIDMEM_SHARED=0 fmrun 16M "$T/r.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "kernel shared memory: $ref"
+[ "$(json_get "$T/r.json" shared_evictions)" = 0 ] || fail "FLUIDMEM_SHARED=0 still made a shared region"
+[ "${ref#ok }" = "${out#ok }" ] || fail "checksum differs from kernel shared memory: '$ref' vs '$out'"
+# all of it is freed once the three are gone
+for _ in $(seq 1 50); do
+	st=$("$FLUIDMEM" status --json)
+	python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if not d['clients'] and d['resident_bytes']==0 and ' 0 pages held' in d['store'] else 1)" "$st" && break
+	sleep 0.1
+done
+python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if not d['clients'] and d['resident_bytes']==0 and ' 0 pages held' in d['store'] else 1)" "$st" || fail "not freed: $st"
+stop_monitor
