@@ -2,7 +2,8 @@
 # and two fork children: each writes its third and reads the others' (checksums),
 # concurrent increments of the same words are never lost, the children keep the
 # memory after the parent unmaps it; the pages were evicted from and faulted back
-# into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory).
+# into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory)
+# and with --fault-threads 3.
 . "$(dirname "$0")/lib.sh"
 start_monitor --local-memory 64M
 out=$(fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "$out"
@@ -23,4 +24,10 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if not d['clients'] and d['resident_bytes']==0 and ' 0 pages held' in d['store'] else 1)" "$st" || fail "not freed: $st"
+stop_monitor
+# the same with several handler threads per process
+start_monitor --local-memory 64M --fault-threads 3
+out3=$(fmrun 16M "$T/s3.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "--fault-threads 3: $out3"
+[ "$out3" = "$out" ] || fail "--fault-threads 3: '$out3' vs '$out'"
+[ "$(json_get "$T/s3.json" shared_evictions)" -gt 16384 ] || fail "--fault-threads 3: shared region not paged"
 stop_monitor
