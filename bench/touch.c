@@ -23,7 +23,9 @@
  * With --samples FILE, the latency in ns of every faulting access is appended to
  * FILE as "LABEL KIND NS" lines (for CDF plots).
  *
- * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand]
+ * `pairs` visits 2-page records in random order (pages 2i, 2i+1 together): short
+ * runs on which a sequential prefetcher guesses wrong.
+ * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand,pairs]
  *              [--fill sparse|full] [--threshold-ns 1000] [--samples FILE]
  *              [--seed N] [--label L] [--threads N] [--corrupt PAGE]
  * --threads N splits each pass into N contiguous slices of its page order, one
@@ -48,8 +50,8 @@
 #define MAX_PASSES 64
 #define MAX_THREADS 64
 
-enum kind { K_INIT, K_SEQ, K_RAND };
-static const char *kind_name[] = { "init", "seq", "rand" };
+enum kind { K_INIT, K_SEQ, K_RAND, K_PAIRS, K_NKINDS };
+static const char *kind_name[] = { "init", "seq", "rand", "pairs" };
 
 struct opts {
 	size_t size;
@@ -131,11 +133,11 @@ static void parse_passes(struct opts *o, const char *arg)
 	o->npasses = 0;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		int k;
-		for (k = 0; k < 3; k++)
+		for (k = 0; k < K_NKINDS; k++)
 			if (strcmp(t, kind_name[k]) == 0)
 				break;
-		if (k == 3 || o->npasses == MAX_PASSES) {
-			fprintf(stderr, "touch: bad pass '%s' (init, seq, rand; at most %d)\n", t, MAX_PASSES);
+		if (k == K_NKINDS || o->npasses == MAX_PASSES) {
+			fprintf(stderr, "touch: bad pass '%s' (init, seq, rand, pairs; at most %d)\n", t, MAX_PASSES);
 			exit(2);
 		}
 		o->passes[o->npasses++] = (enum kind)k;
@@ -351,6 +353,17 @@ int main(int argc, char **argv)
 				order[i] = order[j];
 				order[j] = t;
 			}
+		if (k == K_PAIRS && n >= 4) { /* 2-page records in random order */
+			size_t np = n / 2;
+			for (size_t i = np - 1; i > 0; i--) {
+				size_t j = xorshift(&rng) % (i + 1);
+				uint32_t t = order[2 * i];
+				order[2 * i] = order[2 * j];
+				order[2 * j] = t;
+			}
+			for (size_t i = 0; i < np; i++)
+				order[2 * i + 1] = order[2 * i] + 1;
+		}
 		struct slice sl[MAX_THREADS];
 		for (int t = 0; t < o.threads; t++) {
 			sl[t] = (struct slice){ .o = &o, .base = base, .order = order, .lat = lat, .pass = p,

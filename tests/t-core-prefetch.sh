@@ -13,3 +13,30 @@ note "store faults: $fs_0 without prefetch, $fs_64 with ($pre_64 pages prefetche
 [ "$pre_0" -eq 0 ] || fail "pages prefetched with --prefetch 0"
 [ "$pre_64" -gt 0 ] || fail "nothing prefetched"
 [ $((fs_64 * 2)) -lt "$fs_0" ] || fail "prefetch did not halve the store faults ($fs_64 vs $fs_0)"
+
+# Hit rate: a sequential pass uses what is prefetched (prefetch_hits close to
+# pages_prefetched); 2-page records read in random order waste a window per
+# record unless the region stops prefetching (the default), which then
+# leaves few prefetched pages unused and counts the windows it skipped.
+n=8192 # pages of the 32M region
+for gate in on off; do
+	flags=""
+	[ $gate = off ] && flags=--no-prefetch-gate
+	start_monitor --local-memory 8M $flags
+	out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/bench/touch" --size 32M --passes init,pairs,pairs) ||
+		fail "touch pairs (gate $gate): $out"
+	echo "$out" | grep -q "kind=verify .*result=ok" || fail "touch pairs (gate $gate): $out"
+	eval "pre_$gate=$(stat_of pages_prefetched) hit_$gate=$(stat_of prefetch_hits) skip_$gate=$(stat_of prefetch_skipped)"
+	stop_monitor
+done
+note "pairs: gate on: $pre_on prefetched, $hit_on hits, $skip_on windows skipped; off: $pre_off prefetched, $hit_off hits"
+[ "$skip_off" -eq 0 ] || fail "--no-prefetch-gate skipped windows"
+[ "$skip_on" -gt $((n / 2)) ] || fail "the gate skipped only $skip_on windows over $n random 2-page records"
+[ $((pre_off - hit_off)) -gt "$n" ] || fail "without the gate only $((pre_off - hit_off)) prefetched pages went unused: the test proves nothing"
+[ $((pre_on - hit_on)) -lt $((n / 8)) ] || fail "with the gate $((pre_on - hit_on)) prefetched pages went unused"
+start_monitor --local-memory 8M
+out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/bench/touch" --size 32M --passes init,seq,seq) || fail "touch seq: $out"
+pre=$(stat_of pages_prefetched) hit=$(stat_of prefetch_hits)
+stop_monitor
+note "sequential: $pre prefetched, $hit hits"
+[ "$pre" -gt "$n" ] && [ $((hit * 10)) -ge $((pre * 9)) ] || fail "sequential passes: $hit hits of $pre prefetched pages"

@@ -7,9 +7,9 @@
 # monitor read exactly as without fluidmem.
 . "$(dirname "$0")/lib.sh"
 start_memcached
-start_monitor --local-memory 16M --store "memcached://127.0.0.1:$MC_PORT" --fault-threads 4
-"$FLUIDMEM" run --local-memory 16M --stats-json "$T/s.json" -- "$FM_BUILD/bench/touch" --size 64M \
-	--threads 4 --passes init,rand,rand,rand --seed 3 >"$T/out" 2>&1 &
+start_monitor --local-memory 12M --store "memcached://127.0.0.1:$MC_PORT" --fault-threads 4
+"$FLUIDMEM" run --local-memory 12M --stats-json "$T/s.json" -- "$FM_BUILD/bench/touch" --size 48M \
+	--threads 4 --passes init,rand,rand --seed 3 >"$T/out" 2>&1 &
 pid=$!
 max=0
 while kill -0 $pid 2>/dev/null; do
@@ -30,7 +30,7 @@ note "faults_concurrent=$conc inflight_max=$max"
 "$FM_BUILD/tests/mapops" >"$T/plain.txt" || fail "mapops failed without fluidmem"
 fmrun 4M "$T/m.json" "$FM_BUILD/tests/mapops" >"$T/fm.txt" || fail "mapops failed under --fault-threads 4"
 diff -u "$T/plain.txt" "$T/fm.txt" || fail "mapops transcripts differ"
-out=$(fmrun 8M "$T/t.json" "$FM_BUILD/tests/threads" --malloc 48 40000) || fail "threads: $out"
+out=$(fmrun 8M "$T/t.json" "$FM_BUILD/tests/threads" --malloc 24 20000) || fail "threads: $out"
 note "$out"
 assert_paging "$T/t.json"
 stop_monitor

@@ -274,18 +274,18 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 }
 
 /* Install n pages at client address addr: copies from src, or zero pages
- * when src is NULL, without waking anyone. Returns how many went in; a page
+ * when src is NULL, waking whoever faulted there meanwhile. Returns how many went in; a page
  * already present (EEXIST) ends the run early. */
 static uint64_t do_install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
 {
 	if (src) {
 		struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)src, .len = n * PAGE,
-					  .mode = UFFDIO_COPY_MODE_DONTWAKE | (wp ? UFFDIO_COPY_MODE_WP : 0) };
+					  .mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
 		if (ioctl(c->uffd, UFFDIO_COPY, &cp) == 0)
 			return n;
 		return cp.copy > 0 ? (uint64_t)cp.copy / PAGE : 0;
 	}
-	struct uffdio_zeropage z = { .range = { addr, n * PAGE }, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
+	struct uffdio_zeropage z = { .range = { addr, n * PAGE }, .mode = 0 };
 	if (ioctl(c->uffd, UFFDIO_ZEROPAGE, &z) == 0)
 		return n;
 	return z.zeropage > 0 ? (uint64_t)z.zeropage / PAGE : 0;
@@ -316,14 +316,61 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
  * installed with UFFDIO_COPY / UFFDIO_ZEROPAGE over whole runs, so each page
  * appears with its contents at once and the client touches it with no fault
  * at all. (Writing them through the monitor's mapping would be cheaper but
- * lets the client see a page between its allocation and its contents.) */
-/* Strides: three faults a constant distance apart (other than +1, the
- * streams below), e.g. a column walk or a backwards scan: prefetch the next
- * few pages at that distance, one install each. Stops by itself: the next
- * fault off the stride resets it. */
+ * lets the client see a page between its allocation and its contents.)
+ * Installs wake: the program, already running after its fault, has most
+ * likely faulted on the first page of the window meanwhile.
+ *
+ * Strides: three faults a constant distance apart (other than +1, the
+ * streams), e.g. a column walk or a backwards scan: prefetch the next few
+ * pages at that distance, one install each.
+ *
+ * Hit rate. The monitor sees no access to a prefetched page, but it sees the
+ * region's next fault: one in the last window or just past it (in the
+ * stream's direction, within STRIDE_MAX pages) means the program went
+ * through it, and its pages count as hits; any other means the window was
+ * (at least partly) wasted. A score per region goes up and down with that;
+ * at PF_OFF or below no windows are issued (prefetch_skipped counts them),
+ * but the windows that would have been are judged the same way, so a
+ * sequential run brings it back after a few faults. So
+ * random access, and short runs such as 2-page records read in random order,
+ * stop paying store reads and evictions for pages nobody reads. Faults of
+ * several threads interleaved in one region blur it (one stream per region). */
 #define STRIDE_MAX 64  /* pages between two faults still taken for a stride */
 #define STRIDE_AHEAD 8
-#define PF_CHUNK 8     /* stream pages installed per step */
+#define PF_CHUNK 8     /* stream pages installed first */
+#define PF_SCORE_MAX 8
+#define PF_OFF (-4)
+
+/* A window of `n` pages in [lo, hi) was just installed; dir: +1 or -1.
+ * n == 0: a window that would have been issued had prefetch been on. */
+static void pf_issued(struct fm_region *r, uint64_t lo, uint64_t hi, uint64_t n, int dir)
+{
+	r->pf_lo = lo;
+	r->pf_hi = hi;
+	r->pf_pending = n;
+	r->pf_dir = (int8_t)dir;
+	r->pf_judge = true;
+}
+
+/* Judge the last window by the region's next fault p: the program went
+ * through it if p is in it or just past it, in the stream's direction. */
+static void pf_judge(struct fm_client *c, struct fm_region *r, uint64_t p)
+{
+	if (!r->pf_judge)
+		return;
+	uint64_t reach = r->pf_hi - r->pf_lo + STRIDE_MAX;
+	bool hit = r->pf_dir > 0 ? p >= r->pf_lo && p - r->pf_lo < reach
+				 : p < r->pf_hi && r->pf_hi - p <= reach;
+	if (hit) {
+		c->st.prefetch_hits += r->pf_pending;
+		if (r->pf_score < PF_SCORE_MAX)
+			r->pf_score++;
+	} else if (r->pf_score > -PF_SCORE_MAX) {
+		r->pf_score--;
+	}
+	r->pf_pending = 0;
+	r->pf_judge = false;
+}
 
 static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr,
 			    int64_t delta)
@@ -346,12 +393,12 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 	}
 	if (!n)
 		return;
-	make_room(c, n);
 	for (unsigned i = 0; i < n; i++)
 		io_for(&w->ios[nio++], r, q[i], w->pages + (size_t)i * PAGE);
 	if (fm_store_read(w->store, w->ios, nio) < 0)
 		return;
 	bool clean = keeps_clean(w->store, r);
+	unsigned got = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (w->ios[i].status != FM_STORE_OK)
 			continue;
@@ -368,11 +415,21 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		mark_resident(c, r, q[i], s);
 		if (clean)
 			*s |= PS_CLEAN;
+		got++;
+	}
+	make_room(c, 0);
+	if (got) {
+		uint64_t far = (uint64_t)((int64_t)p + delta * STRIDE_AHEAD);
+		if (delta > 0)
+			pf_issued(r, p + 1, far + 1, got, 1);
+		else
+			pf_issued(r, far, p, got, -1);
 	}
 }
 
 static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
 {
+	pf_judge(c, r, p);
 	bool stream = p == r->last_fault + 1 || (r->pf_next && p == r->pf_next);
 	int64_t delta = (int64_t)p - (int64_t)r->last_fault;
 	bool stride = !stream && delta == r->last_delta && delta != 0 && delta != 1 &&
@@ -381,6 +438,17 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	r->last_fault = p;
 	if (!D.opt.prefetch_max)
 		return;
+	if ((stream || stride) && D.opt.prefetch_gate && r->pf_score <= PF_OFF) {
+		/* off for this region: judge the window it would have issued */
+		c->st.prefetch_skipped++;
+		if (stride && delta < 0)
+			pf_issued(r, (uint64_t)((int64_t)p + delta * STRIDE_AHEAD), p, 0, -1);
+		else
+			pf_issued(r, p + 1, p + 1 + (stride ? (uint64_t)delta * STRIDE_AHEAD : 4), 0, 1);
+		r->pf_win = 0;
+		r->pf_next = 0;
+		return;
+	}
 	if (stride) {
 		prefetch_stride(c, r, p, addr, delta);
 		return;
@@ -418,18 +486,23 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	}
 	if (!n)
 		return;
-	/* In chunks, nearest first: the program is already running (its fault
-	 * was answered) and its next access is p+1; it waits for one chunk,
-	 * not for the window. */
+	/* Two steps, nearest first: the program is already running (its fault
+	 * was answered) and its next access is p+1; it waits for PF_CHUNK
+	 * pages, not for the window, then runs over them while the rest comes
+	 * in one batch (every step wakes it: more steps, more wake-ups). Room
+	 * for the first step is made after it is in (the budget is overshot by
+	 * at most PF_CHUNK pages meanwhile), for the rest before. */
 	bool clean = kind == PS_STORED && keeps_clean(w->store, r);
+	uint64_t done = 0;
 	for (uint64_t off = 0; off < n;) {
-		uint64_t k = n - off < PF_CHUNK ? n - off : PF_CHUNK, first = p + 1 + off;
-		make_room(c, k);
+		uint64_t k = off == 0 && n > PF_CHUNK ? PF_CHUNK : n - off, first = p + 1 + off;
+		if (off)
+			make_room(c, k);
 		if (kind == PS_STORED) {
 			for (uint64_t i = 0; i < k; i++)
 				io_for(&w->ios[i], r, first + i, w->pages + i * PAGE);
 			if (fm_store_read(w->store, w->ios, k) < 0)
-				return;
+				break;
 			for (uint64_t i = 0; i < k; i++)
 				if (w->ios[i].status != FM_STORE_OK) {
 					k = i; /* stop before a page its own fault must report */
@@ -451,10 +524,15 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			if (clean)
 				*s |= PS_CLEAN;
 		}
-		if (got < PF_CHUNK)
-			return;
+		done += got;
+		if (!off)
+			make_room(c, 0);
+		if (got < k)
+			break;
 		off += got;
 	}
+	if (done)
+		pf_issued(r, p + 1, p + 1 + done, done, 1);
 }
 
 /* The fault at addr in map m of region r (locked if shared). Returns true

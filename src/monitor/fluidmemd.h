@@ -77,6 +77,11 @@ struct fm_region {
 	uint64_t pf_next;      /* first page after the last prefetch window */
 	unsigned pf_win;       /* current window, doubles while the stream goes on */
 	int64_t last_delta;    /* stride between the last two faults */
+	uint64_t pf_lo, pf_hi; /* the last window's pages, not judged yet if pf_pending */
+	uint64_t pf_pending;   /* pages it installed */
+	int8_t pf_dir;         /* +1 forward, -1 backward (a negative stride) */
+	bool pf_judge;         /* the last window (real or, while off, virtual) awaits the next fault */
+	int pf_score;          /* prefetch hit score (fault.c): windows stop when low */
 	uint32_t flags;        /* FM_REGISTER_* */
 	bool dropped;          /* by an operator: every fault in it is a SIGBUS */
 	struct fm_region *next;
@@ -192,6 +197,7 @@ struct fm_options {
 	const char *metrics_listen; /* ADDR:PORT of the Prometheus endpoint, NULL: none (metrics.c) */
 	unsigned poll_us;      /* after a fault, keep reading the uffd this long before sleeping */
 	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
+	bool prefetch_gate;    /* stop prefetching in regions where it misses (fault.c) */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
 	bool clean_tracking;   /* fetch pages write-protected; evict clean ones without a write */

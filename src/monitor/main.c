@@ -56,6 +56,9 @@ static void usage(FILE *f)
 		"                           microseconds before sleeping (0: never; default 50)\n"
 		"      --prefetch N         largest sequential prefetch window, pages (0: off;\n"
 		"                           default 64)\n"
+		"      --no-prefetch-gate   keep prefetching in regions where windows go unused\n"
+		"                           (default: a region whose windows miss stops until\n"
+		"                           its faults look sequential again)\n"
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
@@ -363,6 +366,7 @@ int main(int argc, char **argv)
 		{ "poll-us", required_argument, NULL, 'P' },
 		{ "prefetch", required_argument, NULL, 'F' },
 		{ "no-zero-skip", no_argument, NULL, 'Z' },
+		{ "no-prefetch-gate", no_argument, NULL, 'G' },
 		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "allow", required_argument, NULL, 'A' },
 		{ "async-evict", required_argument, NULL, 'W' },
@@ -381,6 +385,7 @@ int main(int argc, char **argv)
 	D.opt.socket_mode = 0666;
 	D.opt.poll_us = 50;
 	D.opt.prefetch_max = 64;
+	D.opt.prefetch_gate = true;
 	D.opt.zero_skip = true;
 	D.opt.encrypt = true;
 	D.opt.affinity_fault = D.opt.affinity_evict = -1;
@@ -435,6 +440,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'Z': D.opt.zero_skip = false; break;
+		case 'G': D.opt.prefetch_gate = false; break;
 		case 'E': D.opt.encrypt = false; break;
 		case 'K': D.opt.clean_tracking = true; break;
 		case 'W': {
