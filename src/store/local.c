@@ -1,8 +1,9 @@
 /* local.c - the embedded store: pages kept in the monitor's own memory.
  *
- * Pages live in 64 MiB slabs mapped with mmap. A freed page goes back to the
- * kernel (MADV_FREE: reclaimed lazily, reused in place) and its slot onto a
- * stack of free slots, so the monitor's memory follows what is stored. Each region maps page
+ * Pages live in 64 MiB slabs mapped with mmap. A freed page's slot goes onto a
+ * stack of free slots; beyond the newest 4096 of them (16 MiB) their pages go
+ * back to the kernel (MADV_FREE: reclaimed lazily, reused in place), so the
+ * monitor's memory follows what is stored, within 16 MiB. Each region maps page
  * index -> slot through chunks of 4096 slot numbers allocated on first use:
  * 4 bytes per stored page plus 16 KiB per 16 MiB of region touched. All
  * handles share one table (the data is the monitor's), guarded by one mutex:
@@ -21,6 +22,7 @@
 
 #define SLAB_PAGES 16384u /* 64 MiB */
 #define CHUNK_SLOTS 4096u
+#define HOT_SLOTS 4096u   /* free slots kept backed (16 MiB), see slot_free */
 
 struct local_region {
 	uint64_t id[2];
@@ -36,6 +38,7 @@ static struct {
 	size_t nslabs;
 	uint32_t *free_slots;          /* stack of free slot numbers */
 	size_t nfree, capfree;
+	size_t ncold;                  /* free_slots[0..ncold) were given back (MADV_FREE) */
 	uint32_t next_fresh;           /* slots below this were handed out at least once */
 	struct local_region *regions;  /* open addressing, capacity a power of two */
 	size_t cap, count;
@@ -56,8 +59,11 @@ static char *slot_page(uint32_t slot)
 
 static uint32_t slot_alloc(void)
 {
-	if (L.nfree)
+	if (L.nfree) {
+		if (L.ncold == L.nfree)
+			L.ncold--;
 		return L.free_slots[--L.nfree];
+	}
 	if (L.next_fresh == L.nslabs * SLAB_PAGES) {
 		if (L.nslabs == UINT32_MAX / SLAB_PAGES)
 			return 0;
@@ -85,7 +91,12 @@ static void slot_free(uint32_t slot)
 		L.capfree = ncap;
 	}
 	L.free_slots[L.nfree++] = slot;
-	madvise(slot_page(slot), FM_PAGE_SIZE, MADV_FREE);
+	/* The newest HOT_SLOTS free slots keep their memory: under paging a
+	 * slot freed by a fault is taken again by the next eviction, and giving
+	 * it back in between costs a madvise, then a page fault and a zeroed
+	 * page in the monitor. Older ones go back to the kernel. */
+	if (L.nfree - L.ncold > HOT_SLOTS)
+		madvise(slot_page(L.free_slots[L.ncold++]), FM_PAGE_SIZE, MADV_FREE);
 }
 
 static size_t region_hash(const uint64_t id[2])
