@@ -166,37 +166,54 @@ static int do_grow(struct fm_client *c, const struct fm_grow *g, const char **wh
 	return 0;
 }
 
-/* Copy a batch of stored pages (keys already in w->ios, of the parent
- * region) to the clone cl. A page the store cannot give back stays lost in
- * the clone too: the child gets SIGBUS there, as the parent would. */
-static void copy_stored(struct fm_region *cl, struct fm_store *st, struct fm_worker *w, unsigned nio)
+/* A clone of r for a forked child: resident pages copied memfd to memfd
+ * (at most the local budget), stored pages shared in the store, not copied:
+ * r's copies are frozen (share.c) and the clone refers to them with the
+ * version r recorded. NULL when out of memory. */
+static struct fm_region *clone_region(struct fm_region *r, struct fm_store *st)
 {
-	if (fm_store_read(st, w->ios, nio) < 0)
-		for (unsigned k = 0; k < nio; k++)
-			w->ios[k].status = FM_STORE_UNAVAILABLE;
-	unsigned ok = 0;
-	for (unsigned k = 0; k < nio; k++) {
-		if (w->ios[k].status != FM_STORE_OK) {
-			*page_state(cl, w->ios[k].key.page, true) = PS_LOST;
+	int fd = memfd_create("fluidmem-fork", MFD_CLOEXEC);
+	int err = 0;
+	struct fm_region *cl = NULL;
+	if (fd < 0 || ftruncate(fd, (off_t)(r->npages * PAGE)) < 0 || share_freeze(r) < 0 ||
+	    !(cl = region_new(NULL, fd, 0, r->npages * PAGE, r->flags, &err))) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	for (uint64_t p = 0; p < r->npages; p++) {
+		if (!r->chunks[p / CHUNK_PAGES]) {
+			p |= CHUNK_PAGES - 1;
 			continue;
 		}
-		page_state(cl, w->ios[k].key.page, true);
-		*page_version(cl, w->ios[k].key.page) = 1;
-		io_for(&w->ios[ok], cl, w->ios[k].key.page, w->ios[k].page);
-		ok++;
-	}
-	if (ok && fm_store_write(st, w->ios, ok) < 0)
-		for (unsigned k = 0; k < ok; k++)
-			w->ios[k].status = FM_STORE_UNAVAILABLE;
-	for (unsigned k = 0; k < ok; k++) {
-		uint8_t *ks = page_state(cl, w->ios[k].key.page, true);
-		if (w->ios[k].status == FM_STORE_OK) {
-			*ks = PS_STORED | PS_INSTORE;
-			cl->stored++;
+		uint8_t s = r->chunks[p / CHUNK_PAGES][p % CHUNK_PAGES] & PS_STATE;
+		if (s == PS_EMPTY)
+			continue;
+		uint8_t *cs = page_state(cl, p, true);
+		if (!cs)
+			goto fail;
+		if (s == PS_LOST) {
+			*cs = PS_LOST;
+		} else if (s == PS_RESIDENT) {
+			memcpy(cl->mon + p * PAGE, r->mon + p * PAGE, PAGE);
+			*cs = PS_RESIDENT | PS_QUEUED;
+			region_queue_push(cl, p);
+			cl->resident++;
 		} else {
-			*ks = PS_LOST;
+			if (share_page(cl, r, p) < 0)
+				goto fail;
+			*cs = PS_STORED | PS_INSTORE;
+			*page_version(cl, p) = *page_version(r, p);
+			cl->stored++;
 		}
 	}
+	share_note_copied(cl->resident);
+	account_resident(NULL, (int64_t)cl->resident);
+	return cl;
+fail:
+	account_resident(NULL, (int64_t)cl->resident); /* region_free takes them off again */
+	region_free(cl, st);
+	return NULL;
 }
 
 /* Fork: give every region a clone holding its current contents. The child
@@ -206,8 +223,7 @@ static void do_snapshot(struct fm_client *c)
 	struct fm_snapshot_reply rep = { 0 };
 	int fds[FM_SNAPSHOT_MAX];
 	struct fm_store *st = worker_store();
-	struct fm_worker *w = worker_get();
-	if (!st || !w) {
+	if (!st) {
 		reply_error(c->sock, EIO, "store unavailable");
 		return;
 	}
@@ -226,48 +242,9 @@ static void do_snapshot(struct fm_client *c)
 			if (origs[k] == m->region)
 				cl = clones[k];
 		if (!cl) {
-			struct fm_region *r = m->region;
-			int fd = memfd_create("fluidmem-fork", MFD_CLOEXEC);
-			int err = 0;
-			if (fd < 0 || ftruncate(fd, (off_t)(r->npages * PAGE)) < 0 ||
-			    !(cl = region_new(NULL, fd, 0, r->npages * PAGE, r->flags, &err))) {
-				if (fd >= 0)
-					close(fd);
+			if (!(cl = clone_region(m->region, st)))
 				goto fail;
-			}
-			/* Copy: resident pages memfd to memfd, stored pages store to
-			 * store under the clone's id, zero pages stay unset. */
-			unsigned nio = 0;
-			for (uint64_t p = 0; p < r->npages; p++) {
-				if (!r->chunks[p / CHUNK_PAGES]) {
-					p |= CHUNK_PAGES - 1;
-					continue;
-				}
-				uint8_t s = r->chunks[p / CHUNK_PAGES][p % CHUNK_PAGES] & PS_STATE;
-				if (s == PS_EMPTY)
-					continue;
-				uint8_t *cs = page_state(cl, p, true);
-				if (!cs)
-					goto fail_clone;
-				if (s == PS_LOST) {
-					*cs = PS_LOST;
-				} else if (s == PS_RESIDENT) {
-					memcpy(cl->mon + p * PAGE, r->mon + p * PAGE, PAGE);
-					*cs = PS_RESIDENT | PS_QUEUED;
-					region_queue_push(cl, p);
-					cl->resident++;
-				} else {
-					io_for(&w->ios[nio], r, p, w->pages + (size_t)nio * PAGE);
-					if (++nio == FM_BATCH_MAX) {
-						copy_stored(cl, st, w, nio);
-						nio = 0;
-					}
-				}
-			}
-			if (nio)
-				copy_stored(cl, st, w, nio);
-			account_resident(NULL, (int64_t)cl->resident);
-			origs[nclones] = r;
+			origs[nclones] = m->region;
 			clones[nclones++] = cl;
 		}
 		struct fm_snapshot_entry *e = &rep.e[rep.count];
@@ -292,35 +269,41 @@ static void do_snapshot(struct fm_client *c)
 	pthread_mutex_unlock(&D.lock);
 	fm_send(c->sock, FM_MSG_REPLY, 0, &rep, sizeof(rep), fds, (int)rep.count);
 	return;
-fail_clone:
-	region_free(clones[nclones], st);
 fail:
-	for (unsigned k = 0; k < nclones; k++) {
-		account_resident(NULL, -(int64_t)clones[k]->resident);
-		clones[k]->resident = 0;
+	for (unsigned k = 0; k < nclones; k++)
 		region_free(clones[k], st);
-	}
 	reply_error(c->sock, ENOMEM, "cannot snapshot the regions for fork");
 }
 
-static int do_adopt(struct fm_client *c, const struct fm_adopt *a, const char **why)
+/* A fork snapshot waiting for its child, taken off the pending list; NULL
+ * if there is none. Called without the client's lock (lock order: daemon,
+ * then client). */
+static struct fm_region *pending_take(const uint64_t id[2])
 {
-	struct fm_region *r = region_find(c, a->clone);
-	*why = "no such fork snapshot";
-	if (!r) {
-		pthread_mutex_lock(&D.lock);
-		for (struct fm_pending **pp = &D.pending; *pp; pp = &(*pp)->next) {
-			if ((*pp)->region->id[0] == a->clone[0] && (*pp)->region->id[1] == a->clone[1]) {
-				struct fm_pending *pd = *pp;
-				*pp = pd->next;
-				r = pd->region;
-				free(pd);
-				break;
-			}
+	struct fm_region *r = NULL;
+	pthread_mutex_lock(&D.lock);
+	for (struct fm_pending **pp = &D.pending; *pp; pp = &(*pp)->next) {
+		if ((*pp)->region->id[0] == id[0] && (*pp)->region->id[1] == id[1]) {
+			struct fm_pending *pd = *pp;
+			*pp = pd->next;
+			r = pd->region;
+			free(pd);
+			break;
 		}
-		pthread_mutex_unlock(&D.lock);
-		if (!r)
-			return -ENOENT;
+	}
+	pthread_mutex_unlock(&D.lock);
+	return r;
+}
+
+/* taken: the snapshot pending_take() found for this request, or NULL (a
+ * further map of a clone this client adopted already). */
+static int do_adopt(struct fm_client *c, const struct fm_adopt *a, struct fm_region *taken, const char **why)
+{
+	struct fm_region *r = taken ? taken : region_find(c, a->clone);
+	*why = "no such fork snapshot";
+	if (!r)
+		return -ENOENT;
+	if (taken) {
 		r->owner = c;
 		r->next = c->regions;
 		c->regions = r;
@@ -333,6 +316,8 @@ static int do_adopt(struct fm_client *c, const struct fm_adopt *a, const char **
 		atomic_fetch_add(&c->resident, r->resident);
 		if (c->tag)
 			atomic_fetch_add(&c->tag->resident, r->resident);
+		if (c->tenant)
+			atomic_fetch_add(&c->tenant->resident, r->resident);
 	}
 	int err = proto_check_adopt(a, r->npages, why);
 	if (err)
@@ -361,6 +346,9 @@ static int client_request(struct fm_client *c)
 	}
 	const char *why = "";
 	uint64_t id[2];
+	struct fm_region *taken = NULL;
+	if (h.type == FM_MSG_ADOPT && h.len == sizeof(u.adopt))
+		taken = pending_take(u.adopt.clone);
 	pthread_mutex_lock(&c->lock);
 	ev_sync(c);
 	switch (h.type) {
@@ -386,7 +374,7 @@ static int client_request(struct fm_client *c)
 		rc = 0;
 		break;
 	case FM_MSG_ADOPT:
-		rc = h.len == sizeof(u.adopt) ? do_adopt(c, &u.adopt, &why) : -EINVAL;
+		rc = h.len == sizeof(u.adopt) ? do_adopt(c, &u.adopt, taken, &why) : -EINVAL;
 		if (rc == 0)
 			reply(c->sock, 0, NULL, 0);
 		break;

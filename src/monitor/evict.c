@@ -187,7 +187,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
 		++*page_version(r, v[i]);
-		io_for(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
+		io_own(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
 		nio++;
 	}
 	if (nio && fm_store_write(st, w->ios, nio) < 0)
@@ -212,12 +212,15 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			r->stored++;
 			cst->pages_clean_skipped++;
 		} else if (zero[i]) {
-			if (*s & PS_INSTORE)
-				stale[nstale++] = (struct fm_page_key){ { r->id[0], r->id[1] }, v[i] };
+			if ((*s & PS_INSTORE) && copy_release(r, v[i], &stale[nstale]))
+				nstale++;
 			instore(c, s, false);
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);
 			cst->pages_zero_skipped++;
 		} else {
+			/* its new copy is its own: a shared old one may go */
+			if (share_unref(r, v[i], &stale[nstale]))
+				nstale++;
 			instore(c, s, true);
 			*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_STORED);
 			r->stored++;

@@ -261,10 +261,8 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	c->st.shared_faults_store += r->shared;
 	c->st.bytes_in += PAGE;
 	r->stored--;
-	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
-		fm_store_remove(w->store, &io.key, 1);
-		instore(payer(c, r), s, false);
-	}
+	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+		store_forget(payer(c, r), r, p, s, w->store);
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
 		*s |= PS_QUEUED;
@@ -406,10 +404,8 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		if (install(c, a, w->pages + (size_t)i * PAGE, 1, clean) != 1)
 			continue;
 		uint8_t *s = page_state(r, q[i], false);
-		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
-			fm_store_remove(w->store, &w->ios[i].key, 1);
-			instore(payer(c, r), s, false);
-		}
+		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+			store_forget(payer(c, r), r, q[i], s, w->store);
 		r->stored--;
 		c->st.bytes_in += PAGE;
 		mark_resident(c, r, q[i], s);
@@ -513,10 +509,8 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		for (uint64_t i = 0; i < got; i++) {
 			uint8_t *s = page_state(r, first + i, false);
 			if (kind == PS_STORED) {
-				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ) {
-					fm_store_remove(w->store, &w->ios[i].key, 1);
-					instore(payer(c, r), s, false);
-				}
+				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+					store_forget(payer(c, r), r, first + i, s, w->store);
 				r->stored--;
 				c->st.bytes_in += PAGE;
 			}

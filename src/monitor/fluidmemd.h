@@ -50,6 +50,17 @@ struct fm_tenant {
 	struct fm_tenant *next;
 };
 
+/* A frozen store namespace (share.c): the store copies a region had when it
+ * forked, referred to since by it and its clones page by page. Never written
+ * again; each copy is removed when the last region referring to it lets go. */
+struct fm_backing {
+	uint64_t id[2];        /* the region part of the copies' keys */
+	unsigned char secret[FM_SECRET_SIZE]; /* they were sealed with */
+	uint32_t **refs;       /* per page: regions referring to its copy (chunks) */
+	uint64_t nchunks;
+	uint64_t pages;        /* pages with a copy still referred to; freed at 0 */
+};
+
 /* One client's view of a shared region: where it maps which pages. A region
  * shared by several processes is write-protected in each of them before a
  * page is copied out. */
@@ -62,6 +73,8 @@ struct fm_view {
 
 struct fm_region {
 	uint64_t id[2];
+	uint64_t sid[2];       /* the region part of the store keys it writes: its id
+				* until it forks, then a fresh one each fork (share.c) */
 	unsigned char secret[FM_SECRET_SIZE]; /* encryption key of its stored pages; only here */
 	struct fm_client *owner;
 	int memfd;
@@ -84,6 +97,12 @@ struct fm_region {
 	int pf_score;          /* prefetch hit score (fault.c): windows stop when low */
 	uint32_t flags;        /* FM_REGISTER_* */
 	bool dropped;          /* by an operator: every fault in it is a SIGBUS */
+	/* Store copies shared with relatives since a fork (share.c): per page
+	 * 0 (its copy, if any, is under sid) or 1 + an index into backs. */
+	uint16_t **share;      /* chunks of CHUNK_PAGES, NULL until one of its pages is shared */
+	uint64_t nshare;
+	struct fm_share_slot { struct fm_backing *b; uint64_t pages; } *backs;
+	uint32_t nbacks;
 	struct fm_region *next;
 	/* Shared regions (FM_REGISTER_SHARED): mapped by several clients (a
 	 * process and its fork children). They are on D.shared, not on any
@@ -226,11 +245,25 @@ struct fm_daemon {
 extern struct fm_daemon D;
 
 uint32_t *page_version(struct fm_region *r, uint64_t page);
-/* A store request for page `page` of r, into or out of buf, with the page's
- * current version (a writer bumps it first). */
+const struct fm_backing *share_of(const struct fm_region *r, uint64_t page);
+/* A store read of page `page` of r into buf: its copy, r's own or one shared
+ * since a fork (then with the key and seal key of the region that wrote it),
+ * with the version r recorded for it. */
 static inline void io_for(struct fm_store_io *io, struct fm_region *r, uint64_t page, void *buf)
 {
-	io->key = (struct fm_page_key){ { r->id[0], r->id[1] }, page };
+	const struct fm_backing *b = share_of(r, page);
+	const uint64_t *id = b ? b->id : r->sid;
+	io->key = (struct fm_page_key){ { id[0], id[1] }, page };
+	io->page = buf;
+	io->version = *page_version(r, page);
+	io->secret = D.opt.encrypt ? (b ? b->secret : r->secret) : NULL;
+	io->status = FM_STORE_UNAVAILABLE;
+}
+/* A store write of page `page` of r from buf: always under r's own key, with
+ * the page's current version (the writer bumps it first). */
+static inline void io_own(struct fm_store_io *io, struct fm_region *r, uint64_t page, void *buf)
+{
+	io->key = (struct fm_page_key){ { r->sid[0], r->sid[1] }, page };
 	io->page = buf;
 	io->version = *page_version(r, page);
 	io->secret = D.opt.encrypt ? r->secret : NULL;
@@ -316,6 +349,21 @@ static inline void instore(struct fm_client *c, uint8_t *s, bool on)
 	if (c && c->tenant)
 		atomic_fetch_add(&c->tenant->stored, on ? 1 : (uint64_t)-1);
 }
+
+/* share.c */
+int share_freeze(struct fm_region *r);
+int share_page(struct fm_region *clone, struct fm_region *r, uint64_t page);
+bool share_unref(struct fm_region *r, uint64_t page, struct fm_page_key *gone);
+bool copy_release(struct fm_region *r, uint64_t page, struct fm_page_key *gone);
+void store_forget(struct fm_client *c, struct fm_region *r, uint64_t page, uint8_t *s, struct fm_store *st);
+void share_region_free(struct fm_region *r);
+struct fm_share_counters {
+	uint64_t shared_now;   /* store copies in frozen namespaces */
+	uint64_t fork_shared;  /* stored pages forks handed to clones by reference */
+	uint64_t fork_copied;  /* resident pages forks copied memfd to memfd */
+};
+void share_counters(struct fm_share_counters *out);
+void share_note_copied(uint64_t pages);
 
 /* tenant.c */
 int tenant_allow(const char *spec);

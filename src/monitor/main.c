@@ -343,9 +343,7 @@ static void gc_pending(void)
 			continue;
 		}
 		*pp = pd->next;
-		account_resident(NULL, -(int64_t)pd->region->resident);
-		pd->region->resident = 0;
-		region_free(pd->region, worker_store());
+		region_free(pd->region, worker_store()); /* takes its resident pages off the total */
 		free(pd);
 	}
 	pthread_mutex_unlock(&D.lock);

@@ -27,6 +27,7 @@ struct fm_region *region_new(struct fm_client *c, int memfd, uint64_t off, uint6
 		free(r);
 		return NULL;
 	}
+	memcpy(r->sid, r->id, sizeof(r->sid));
 	r->mon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, (off_t)off);
 	if (r->mon == MAP_FAILED) {
 		*err = -errno;
@@ -146,17 +147,13 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 		}
 		if ((*s & PS_STATE) == PS_STORED)
 			r->stored--;
-		if (*s & PS_INSTORE) {
-			instore(c, s, false);
-			keys[nkeys].region[0] = r->id[0];
-			keys[nkeys].region[1] = r->id[1];
-			keys[nkeys].page = p;
-			if (++nkeys == 64) {
-				if (st)
-					fm_store_remove(st, keys, nkeys);
-				nkeys = 0;
-			}
+		/* a copy shared since a fork stays while someone else refers to it */
+		if ((*s & PS_INSTORE) && copy_release(r, p, &keys[nkeys]) && ++nkeys == 64) {
+			if (st)
+				fm_store_remove(st, keys, nkeys);
+			nkeys = 0;
 		}
+		instore(c, s, false);
 		*s &= PS_QUEUED; /* EMPTY; a stale queue entry is skipped when popped */
 	}
 	if (nkeys && st)
@@ -172,6 +169,7 @@ void region_free(struct fm_region *r, struct fm_store *st)
 {
 	struct fm_client *c = r->owner;
 	region_drop_pages(c, r, 0, r->npages, st);
+	share_region_free(r);
 	for (uint64_t i = 0; i < r->nchunks; i++)
 		free(r->chunks[i]);
 	free(r->chunks);

@@ -70,6 +70,8 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 	if (st && st->ops->describe)
 		st->ops->describe(st, store, sizeof(store));
 
+	struct fm_share_counters sh;
+	share_counters(&sh);
 	pthread_mutex_lock(&D.lock);
 	if (uid == 0)
 		total = D.done;
@@ -83,12 +85,19 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 			put(&o, "\"budget_bytes\":%llu,\"resident_bytes\":%llu,\"peak_resident_bytes\":%llu,",
 			    (unsigned long long)(budget * PAGE), (unsigned long long)(resident * PAGE),
 			    (unsigned long long)(atomic_load(&D.peak_resident) * PAGE));
+		if (uid == 0) /* fork: store copies shared rather than copied (share.c) */
+			put(&o, "\"store_shared_pages\":%llu,\"fork_pages_shared\":%llu,\"fork_pages_copied\":%llu,",
+			    (unsigned long long)sh.shared_now, (unsigned long long)sh.fork_shared,
+			    (unsigned long long)sh.fork_copied);
 		put(&o, "\"clients\":[");
 	} else {
 		if (uid == 0)
 			put(&o, "budget %llu MiB, resident %llu MiB (peak %llu MiB), store %s\n",
 			    (unsigned long long)(budget * PAGE >> 20), (unsigned long long)(resident * PAGE >> 20),
 			    (unsigned long long)(atomic_load(&D.peak_resident) * PAGE >> 20), store);
+		if (uid == 0 && sh.shared_now)
+			put(&o, "%llu MiB of stored pages shared between forked processes\n",
+			    (unsigned long long)(sh.shared_now * PAGE >> 20));
 		put(&o, "%8s %6s %-16s %7s %10s %10s %10s %10s %10s %9s %9s\n", "PID", "UID", "TAG", "REGIONS",
 		    "SIZE_MIB", "RES_MIB", "STORE_MIB", "FAULTS", "EVICTIONS", "P50_US", "P99_US");
 	}
