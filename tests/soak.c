@@ -64,7 +64,7 @@ static double stop_at;
 static struct worker *W;
 static unsigned nthreads;
 static atomic_ulong total_wrong;
-static int no_grow; /* SOAK_NO_GROW=1: skip mremap grow (to look past a known bug) */
+static int no_grow; /* SOAK_NO_GROW=1: skip mremap grow (to tell a bug in it from others) */
 static int no_mapops; /* SOAK_MAPOPS=0: no munmap/mremap/madvise, reads and writes only */
 static int trace; /* SOAK_TRACE=1: one line per mapping operation on stderr */
 

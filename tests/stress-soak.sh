@@ -15,7 +15,8 @@
 # SOAK_SAN (1: the sanitized monitor when built, no memory-growth bound),
 # SOAK_MONITOR_ARGS (more fluidmemd flags, e.g. --clean-tracking),
 # SOAK_SEED (random); SOAK_NO_GROW=1 and SOAK_MAPOPS=0 pass to soak.c (leave
-# out mremap grow, or every mapping operation: to look past known bugs).
+# out mremap grow, or every mapping operation: to tell a bug in them from
+# others).
 # tests/t-soak-short.sh runs the same script short, local, sanitized.
 . "$(dirname "$0")/lib.sh"
 

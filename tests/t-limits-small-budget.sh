@@ -21,7 +21,7 @@ note "a run's limit of 16K (4 pages) under the 64K monitor"
 out=$(fmrun 16K "$T/t.json" "$FM_BUILD/tests/rmw" --malloc 8 2 3 2>&1) || fail "rmw --malloc at 16K: $out"
 [ "$(echo "$out" | cut -d' ' -f4)" = "$want" ] || fail "rmw --malloc at 16K checksum: $out, want $want"
 note "run peak resident: $(json_get "$T/m.json" peak_resident_pages) pages at 64K, $(json_get "$T/t.json" peak_resident_pages) at 16K"
-out=$(SOAK_MAPOPS=0 fmrun 64K "$T/s.json" "$FM_BUILD/tests/soak" 12 3 4 11 2>&1) || fail "soak at 64K: $out"
+out=$(fmrun 64K "$T/s.json" "$FM_BUILD/tests/soak" 12 3 4 11 2>&1) || fail "soak at 64K: $out"
 note "$out"
 st=$("$FLUIDMEM" status --json)
 note "monitor: $(echo "$st" | python3 -c "import json,sys; d=json.load(sys.stdin); t=d['totals']; print('evictions', t['evictions'], 'faults_store', t['faults_store'], 'peak_resident_bytes', d['peak_resident_bytes'], 'budget', d['budget_bytes'])")"

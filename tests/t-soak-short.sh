@@ -4,9 +4,5 @@
 # (SIGTERM, so LeakSanitizer runs and its report fails the test), munmap and
 # mremap under load; no page lost or wrong, counters consistent, nothing left.
 export SOAK_SECONDS=${SOAK_SECONDS:-24} SOAK_STORE=local SOAK_SAN=1 SOAK_RESTART_SIG=TERM
-# Without mapping operations here: mremap moves and grows racing other threads'
-# mmaps still lose pages sometimes (a known bug, issue 7's notes); `make
-# stress` runs the soak with them (stress-soak.sh, stress-soak-mremap.sh).
-export SOAK_MAPOPS=${SOAK_MAPOPS:-0}
 export SOAK_CLIENTS=${SOAK_CLIENTS:-3} SOAK_MIB=${SOAK_MIB:-32} SOAK_THREADS=${SOAK_THREADS:-3}
 exec bash "$(dirname "$0")/stress-soak.sh"

@@ -42,8 +42,16 @@ int fm_adopt(void *addr, size_t len, int fd, off_t offset);
 /* Is [addr, addr+len) inside a region of this process? */
 int fm_owns(const void *addr, size_t len);
 
-/* Grow the region containing addr (mapped at addr with old_len bytes) so a
- * following mremap to new_len finds the memory there. */
+/* mremap(2) for memory that may be a region: moving, growing or shrinking a
+ * region this way keeps the monitor in step (a plain mremap of a region
+ * races the program's other threads; the preload library uses this). Same
+ * arguments and result as mremap; new_addr is read with MREMAP_FIXED only.
+ * A region grows only whole; MREMAP_DONTUNMAP of a region is EINVAL. */
+void *fm_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
+
+/* Grow the memfd of the region mapped at addr with old_len bytes so a
+ * following mremap to new_len finds the memory there (fm_mremap does this
+ * itself). */
 int fm_prepare_grow(void *addr, size_t old_len, size_t new_len);
 
 /* Forget [addr, addr+len) of the region table after the program unmapped it. */

@@ -283,6 +283,7 @@ static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_
 }
 
 static void forget_locked(uintptr_t a, uintptr_t e, const struct cregion *keep);
+static bool release_locked(uintptr_t a, uintptr_t e);
 
 void *fm_map(void *addr, size_t len, int prot, int flags)
 {
@@ -304,6 +305,8 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 		goto out;
 	}
 	int mflags = MAP_SHARED | MAP_NORESERVE | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE));
+	if (flags & MAP_FIXED)
+		release_locked((uintptr_t)addr, (uintptr_t)addr + len); /* what it replaces */
 	p = fm_sys_mmap(addr, len, prot, mflags, fd, 0);
 	if (p == MAP_FAILED) {
 		rc = -errno;
@@ -382,42 +385,120 @@ int fm_owns_shared(const void *addr, size_t len)
 	return yes;
 }
 
+/* The memfd of table entry r grows to hold new_len bytes mapped from r's
+ * start. Caller holds G.lock. */
+static int grow_memfd_locked(struct cregion *r, size_t new_len)
+{
+	if (r->memfd < 0 || r->shared) {
+		set_err("mremap grows only private fluidmem regions");
+		return -EINVAL;
+	}
+	size_t need = (size_t)r->offset + new_len;
+	if (need > r->size) {
+		if (ftruncate(r->memfd, (off_t)need) < 0)
+			return -errno;
+		r->size = need;
+	}
+	return 0;
+}
+
 int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
 {
 	pthread_mutex_lock(&G.lock);
 	struct cregion *r = find((uintptr_t)addr, old_len);
 	int rc = -ENOENT;
-	if (!r || r->addr != (uintptr_t)addr || r->memfd < 0 || r->shared) {
+	if (!r || r->addr != (uintptr_t)addr) {
 		set_err("mremap grows only whole private fluidmem regions");
-		goto out;
+	} else if ((rc = grow_memfd_locked(r, (new_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1))) == 0) {
+		/* the monitor's view of the region grows too */
+		struct fm_grow g = { .region = { r->id[0], r->id[1] }, .new_len = r->size };
+		rc = call(FM_MSG_GROW, &g, sizeof(g), NULL, 0, NULL, 0, NULL, NULL);
 	}
-	new_len = (new_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
-	if (new_len > r->size) {
-		if (ftruncate(r->memfd, (off_t)new_len) < 0) {
-			rc = -errno;
-			goto out;
-		}
-		r->size = new_len;
-	}
-	struct fm_grow g = { .region = { r->id[0], r->id[1] }, .new_len = new_len };
-	rc = call(FM_MSG_GROW, &g, sizeof(g), NULL, 0, NULL, 0, NULL, NULL);
-out:
 	pthread_mutex_unlock(&G.lock);
 	return rc;
 }
 
-/* After mremap: the region now lives at new_addr with new_len. Whatever was
- * at the destination before is gone (MREMAP_FIXED unmaps it). */
-void fm_moved(void *old_addr, void *new_addr, size_t new_len)
+/* mremap, with the monitor told before and after when it moves, grows or
+ * shrinks a region (FM_MSG_MREMAP_BEGIN/END): from BEGIN to END it holds the
+ * faults the move could misplace, and at END it applies the move itself
+ * (src/monitor/remap.c says why the kernel's events alone are not enough).
+ * G.lock is held throughout, so no other change to this process's regions
+ * (fm_map, munmap, MAP_FIXED, another mremap) comes in between. */
+void *fm_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
 {
+	uintptr_t a = (uintptr_t)old;
+	size_t olen = (old_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1), nlen = (new_len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	uintptr_t to = (flags & MREMAP_FIXED) ? (uintptr_t)new_addr : 0;
+	void *p = MAP_FAILED;
+	int err = 0;
 	pthread_mutex_lock(&G.lock);
-	struct cregion *r = find((uintptr_t)old_addr, 1);
-	if (r && r->addr == (uintptr_t)old_addr) {
-		r->addr = (uintptr_t)new_addr;
-		r->len = new_len;
-		forget_locked((uintptr_t)new_addr, (uintptr_t)new_addr + new_len, r);
+	struct cregion *r = G.n && olen ? find(a, olen) : NULL;
+	if (!r) {
+		/* Not a region; MREMAP_FIXED still replaces whatever is at the target. */
+		if (to && nlen)
+			release_locked(to, to + nlen);
+		p = fm_sys_mremap(old, old_len, new_len, flags, new_addr);
+		err = errno;
+		if (p != MAP_FAILED && to)
+			forget_locked(to, to + nlen, NULL);
+		goto out;
 	}
+	bool whole = r->addr == a && r->len == olen;
+	if (flags & MREMAP_DONTUNMAP) {
+		err = EINVAL; /* the region would be mapped twice */
+		goto out;
+	}
+	if (nlen > olen && (!whole || grow_memfd_locked(r, nlen) < 0)) { /* BEGIN grows the monitor's view */
+		if (!whole)
+			set_err("mremap grows only whole private fluidmem regions");
+		err = ENOMEM;
+		goto out;
+	}
+	struct fm_mremap rq = { .old_addr = a, .old_len = olen, .new_len = nlen, .new_addr = to, .flags = (uint32_t)flags };
+	/* Refused (a range the monitor does not know as one map) or no
+	 * monitor to tell: the kernel's events are all it gets, as for a
+	 * program calling the system call itself. */
+	bool told = G.state == 1 && nlen && call(FM_MSG_MREMAP_BEGIN, &rq, sizeof(rq), NULL, 0, NULL, 0, NULL, NULL) == 0;
+	p = fm_sys_mremap(old, old_len, new_len, flags, new_addr);
+	err = p == MAP_FAILED ? errno : 0;
+	if (told) {
+		/* not answered: a later request queues behind it */
+		struct fm_mremap_end e = { .new_addr = p == MAP_FAILED ? 0 : (uintptr_t)p, .err = err };
+		fm_send(G.sock, FM_MSG_MREMAP_END, 0, &e, sizeof(e), NULL, 0);
+	}
+	if (p == MAP_FAILED)
+		goto out;
+	/* The table: the region moved (MREMAP_FIXED replaced what was at the
+	 * target), or its tail went. A part moved out of a region stays
+	 * counted where it was: the table keeps one place per memfd. */
+	if (whole) {
+		r->addr = (uintptr_t)p;
+		r->len = nlen;
+		forget_locked((uintptr_t)p, (uintptr_t)p + nlen, r);
+	} else if ((uintptr_t)p == a && a + olen == r->addr + r->len) {
+		r->len -= olen - nlen;
+	}
+out:
 	pthread_mutex_unlock(&G.lock);
+	if (p == MAP_FAILED)
+		errno = err;
+	return p;
+}
+
+/* mmap with MAP_FIXED of something that is not a region: the regions it
+ * replaces are released first (as by munmap), under G.lock. */
+void *fm_mmap_fixed(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	uintptr_t a = (uintptr_t)addr, e = a + ((len + PAGE_SZ - 1) & ~(PAGE_SZ - 1));
+	pthread_mutex_lock(&G.lock);
+	bool ours = G.n && release_locked(a, e);
+	void *p = fm_sys_mmap(addr, len, prot, flags, fd, off);
+	int err = errno;
+	if (p != MAP_FAILED && ours)
+		forget_locked(a, e, NULL);
+	pthread_mutex_unlock(&G.lock);
+	errno = err;
+	return p;
 }
 
 /* The program punches a hole in a memfd it gave us (QEMU's virtio-mem
@@ -474,23 +555,39 @@ void fm_forget(void *addr, size_t len)
 	pthread_mutex_unlock(&G.lock);
 }
 
-/* munmap of memory that may hold regions: the monitor forgets the range
- * first and the range is unregistered, so no UNMAP event is left to arrive
- * after another thread has mremapped something onto the freed address. */
+/* The regions in [a, e): the monitor forgets them (FM_MSG_UNMAP, answered)
+ * and they are unregistered, before the caller unmaps or replaces them under
+ * G.lock: no UNMAP event is left to arrive after another thread reused the
+ * address. Returns whether [a, e) held any region. */
+static bool release_locked(uintptr_t a, uintptr_t e)
+{
+	bool ours = false;
+	for (int i = 0; i < G.n && !ours; i++)
+		ours = a < G.r[i].addr + G.r[i].len && G.r[i].addr < e;
+	if (!ours || G.state != 1 || a % PAGE_SZ)
+		return ours;
+	struct fm_unmap rq = { .addr = a, .len = e - a };
+	if (call(FM_MSG_UNMAP, &rq, sizeof(rq), NULL, 0, NULL, 0, NULL, NULL) < 0)
+		return ours;
+	/* region by region: one range over other kinds of mapping (a file)
+	 * would be refused whole */
+	for (int i = 0; i < G.n; i++) {
+		uintptr_t ra = G.r[i].addr > a ? G.r[i].addr : a;
+		uintptr_t re = G.r[i].addr + G.r[i].len < e ? G.r[i].addr + G.r[i].len : e;
+		if (ra < re) {
+			struct uffdio_range r = { ra, re - ra };
+			ioctl(G.uffd, UFFDIO_UNREGISTER, &r);
+		}
+	}
+	return ours;
+}
+
+/* munmap of memory that may hold regions: released first (above). */
 int fm_unmap(void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr, e = a + ((len + PAGE_SZ - 1) & ~(PAGE_SZ - 1));
 	pthread_mutex_lock(&G.lock);
-	bool ours = false;
-	for (int i = 0; i < G.n && !ours; i++)
-		ours = a < G.r[i].addr + G.r[i].len && G.r[i].addr < e;
-	if (ours && G.state == 1 && a % PAGE_SZ == 0) {
-		struct fm_unmap rq = { .addr = a, .len = e - a };
-		if (call(FM_MSG_UNMAP, &rq, sizeof(rq), NULL, 0, NULL, 0, NULL, NULL) == 0) {
-			struct uffdio_range r = { a, e - a };
-			ioctl(G.uffd, UFFDIO_UNREGISTER, &r);
-		}
-	}
+	bool ours = G.n && release_locked(a, e);
 	int rc = fm_sys_munmap(addr, len) < 0 ? -errno : 0;
 	if (rc == 0 && ours)
 		forget_locked(a, e, NULL);

@@ -13,7 +13,7 @@ void *fm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 int fm_sys_munmap(void *addr, size_t len);
 int fm_sys_madvise(void *addr, size_t len, int advice);
 void *fm_sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr);
-void fm_moved(void *old_addr, void *new_addr, size_t new_len);
+void *fm_mmap_fixed(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 void *fm_adopted_range(int fd, off_t off, size_t len);
 int fm_unmap(void *addr, size_t len);
 /* Is [addr, addr+len) inside a shared region (FM_MAP_SHARED)? */

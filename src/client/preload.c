@@ -13,7 +13,9 @@
  *   them mapped and join them (client.c). FLUIDMEM_SHARED=0 leaves them local.
  * - munmap, mremap and madvise(DONTNEED/FREE) on regions keep their meaning:
  *   DONTNEED becomes MADV_REMOVE so the pages read back as zeros at once
- *   (on a shared region DONTNEED keeps the contents, so it does nothing).
+ *   (on a shared region DONTNEED keeps the contents, so it does nothing);
+ *   munmap, mremap and MAP_FIXED over a region are serialised with the
+ *   monitor (client.c: fm_unmap, fm_mremap, fm_mmap_fixed).
  * - MAP_SHARED mappings of a memfd named FLUIDMEM_ADOPT_MEMFD (default
  *   "memory-backend-memfd": QEMU's hotpluggable guest RAM) are registered as
  *   regions as they are made.
@@ -204,11 +206,11 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 				return MAP_FAILED;
 		}
 	}
-	void *p = fm_sys_mmap(addr, len, prot, flags, fd, off);
+	/* MAP_FIXED over (part of) a region: released first, as by munmap */
+	void *p = (flags & MAP_FIXED) ? fm_mmap_fixed(addr, len, prot, flags, fd, off)
+				      : fm_sys_mmap(addr, len, prot, flags, fd, off);
 	if (p == MAP_FAILED)
 		return p;
-	if ((flags & MAP_FIXED) && fm_owns(p, 1))
-		fm_forget(p, len); /* it replaced (part of) a region */
 	if (P.enabled && (flags & MAP_SHARED) && fd >= 0 && len >= P.threshold && adoptable_memfd(fd)) {
 		int rc = fm_adopt(p, len, fd, off);
 		if (rc < 0) {
@@ -243,17 +245,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		new_addr = __builtin_va_arg(ap, void *);
 		__builtin_va_end(ap);
 	}
-	bool ours = fm_owns(old, old_len);
-	if (ours && new_len > old_len && fm_prepare_grow(old, old_len, new_len) < 0) {
-		errno = ENOMEM;
-		return MAP_FAILED;
-	}
-	void *p = fm_sys_mremap(old, old_len, new_len, flags, new_addr);
-	if (p == MAP_FAILED)
-		return p;
-	if (ours)
-		fm_moved(old, p, new_len);
-	return p;
+	return fm_mremap(old, old_len, new_len, flags, new_addr);
 }
 
 EXPORT int madvise(void *addr, size_t len, int advice)

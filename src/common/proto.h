@@ -23,12 +23,14 @@ enum fm_msg_type {
 	/* client connection */
 	FM_MSG_HELLO = 1,       /* fds: uffd, pidfd. payload fm_hello */
 	FM_MSG_REGISTER = 2,    /* fds: memfd. payload fm_register, reply fm_register_reply */
-	FM_MSG_GROW = 3,        /* payload fm_grow: a region's memfd grows (mremap) */
+	FM_MSG_GROW = 3,        /* payload fm_grow: a region's memfd grew (fm_prepare_grow) */
 	FM_MSG_SNAPSHOT = 4,    /* fork: reply fm_snapshot_reply + one fd per region clone */
 	FM_MSG_ADOPT = 5,       /* child after fork: fds memfd, payload fm_adopt */
 	FM_MSG_UNMAP = 6,       /* payload fm_unmap: the client is about to munmap a range */
 	FM_MSG_JOIN = 7,        /* child after fork: fds memfd, payload fm_join: one more
 				 * process maps a shared region */
+	FM_MSG_MREMAP_BEGIN = 8, /* payload fm_mremap: the client is about to mremap a region */
+	FM_MSG_MREMAP_END = 9,  /* payload fm_mremap_end: what that mremap did (no reply) */
 	/* control connection */
 	FM_MSG_STATUS = 16,     /* payload fm_status_req, reply text */
 	FM_MSG_SET_BUDGET = 17, /* payload fm_set_budget */
@@ -98,6 +100,26 @@ struct fm_snapshot_reply {
  * sends no UNMAP event, which could arrive after a REMAP onto that address. */
 struct fm_unmap {
 	uint64_t addr, len;
+};
+
+/* mremap of (part of) a region, bracketed: BEGIN (answered) before the
+ * system call, END with its result after it (not answered: requests are
+ * handled in order), nothing else of the client's regions changing in
+ * between (the library holds its lock). A grow's memfd is grown by the
+ * client before BEGIN. From BEGIN to END the monitor holds faults in the
+ * ranges involved; at END it applies the move itself and discards the
+ * REMAP/UNMAP events the kernel sent for it (ARCHITECTURE.md, "Events"). */
+struct fm_mremap {
+	uint64_t old_addr, old_len;  /* page multiples (the library rounds up) */
+	uint64_t new_len;
+	uint64_t new_addr;           /* with MREMAP_FIXED, else 0 */
+	uint32_t flags;              /* MREMAP_* as given to mremap */
+	uint32_t pad;
+};
+struct fm_mremap_end {
+	uint64_t new_addr;           /* mremap's result */
+	int32_t err;                 /* 0, or the errno of a failed mremap */
+	uint32_t pad;
 };
 
 struct fm_adopt {

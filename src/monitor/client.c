@@ -1,5 +1,6 @@
 /* client.c - one connected process: its registration, its handler thread,
- * its requests (register, grow, fork snapshot, adopt) and its teardown.
+ * its requests (register, grow, mremap, fork snapshot, adopt, join, unmap)
+ * and its teardown.
  *
  * The handler thread polls the client's userfaultfd, socket and pidfd. The
  * uffd is drained before the socket is read, and a request waits until every
@@ -144,26 +145,8 @@ static int do_grow(struct fm_client *c, const struct fm_grow *g, const char **wh
 	int err = proto_check_grow(g, r->base_off, fstat(r->memfd, &sb) < 0 ? -1 : (int64_t)sb.st_size, why);
 	if (err)
 		return err;
-	err = region_grow(r, g->new_len);
-	if (err)
-		return err;
-	for (size_t i = 0; i < c->nmaps; i++)
-		if (c->maps[i].region == r && c->maps[i].page == 0 && c->maps[i].len < g->new_len) {
-			struct fm_map *m = &c->maps[i];
-			m->grow_from = m->len;
-			m->grow_to = g->new_len;
-			/* In place when no other map is in the way (faults there may
-			 * come before any event); otherwise the kernel moves it and
-			 * the REMAP that follows takes grow_to along. */
-			bool free_after = true;
-			for (size_t k = 0; k < c->nmaps; k++)
-				if (k != i && c->maps[k].start < m->start + g->new_len &&
-				    c->maps[k].start + c->maps[k].len > m->start + m->len)
-					free_after = false;
-			if (free_after)
-				m->len = g->new_len;
-		}
-	return 0;
+	/* The region only: the maps change at the END of the mremap (remap.c). */
+	return region_grow(r, g->new_len);
 }
 
 /* A clone of r for a forked child: resident pages copied memfd to memfd
@@ -334,6 +317,8 @@ static int client_request(struct fm_client *c)
 		struct fm_adopt adopt;
 		struct fm_join join;
 		struct fm_unmap unmap;
+		struct fm_mremap mremap;
+		struct fm_mremap_end mremap_end;
 		char raw[256];
 	} u;
 	struct fm_msg_hdr h;
@@ -388,6 +373,17 @@ static int client_request(struct fm_client *c)
 		if (rc == 0)
 			reply(c->sock, 0, NULL, 0);
 		break;
+	case FM_MSG_MREMAP_BEGIN:
+		rc = h.len == sizeof(u.mremap) ? remap_begin(c, &u.mremap, &why) : -EINVAL;
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
+		break;
+	case FM_MSG_MREMAP_END: /* not answered, not even an error */
+		rc = h.len == sizeof(u.mremap_end) ? remap_end(c, &u.mremap_end, &why) : -EINVAL;
+		if (rc < 0)
+			fm_log("pid %d: mremap end refused: %s", (int)c->pid, why);
+		rc = 0;
+		break;
 	case FM_MSG_UNMAP:
 		if (h.len != sizeof(u.unmap) || u.unmap.addr % PAGE || u.unmap.addr + u.unmap.len < u.unmap.addr) {
 			rc = -EINVAL;
@@ -424,6 +420,7 @@ static void client_free(struct fm_client *c)
 	/* the shared regions first: their other processes keep them */
 	map_remove_range(c, 0, UINT64_MAX);
 	shared_settle(c, st);
+	remap_free(c);
 	uint64_t regions = c->st.regions;
 	while (c->regions) {
 		struct fm_region *r = c->regions;

@@ -48,22 +48,29 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void uffd_range(int uffd, unsigned long req, uint64_t addr, uint64_t len, uint64_t mode)
+/* Returns 0 or -errno of the ioctl. */
+static int uffd_range(int uffd, unsigned long req, uint64_t addr, uint64_t len, uint64_t mode)
 {
+	int rc;
 	if (!addr || uffd < 0)
-		return;
+		return -EINVAL;
 	if (req == UFFDIO_WRITEPROTECT) {
 		struct uffdio_writeprotect wp = { .range = { addr, len }, .mode = mode };
-		ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+		rc = ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
 	} else {
 		struct uffdio_range r = { addr, len };
-		ioctl(uffd, UFFDIO_WAKE, &r);
+		rc = ioctl(uffd, UFFDIO_WAKE, &r);
 	}
+	return rc < 0 ? -errno : 0;
 }
 
 /* The same at a client address, unless an event read since the client's
  * maps were last brought up to date (seq) changed it: the mapping there may
- * be another by now. Returns whether it was done. */
+ * be another by now. Returns whether it was done. It fails too while the
+ * mapping changes under maps not brought up to date yet: EAGAIN while an
+ * event is pending, ENOENT once an mremap moved the mapping away (remap.c:
+ * the maps change at its END). A page not protected in every place the
+ * program reaches it is not evicted: a write there would be lost. */
 static bool uffd_range_at(struct fm_client *c, uint64_t seq, unsigned long req, uint64_t addr, uint64_t len,
 			  uint64_t mode)
 {
@@ -72,7 +79,7 @@ static bool uffd_range_at(struct fm_client *c, uint64_t seq, unsigned long req, 
 	pthread_mutex_lock(&c->ev_lock);
 	bool ok = !ev_touched(c, seq, addr, len);
 	if (ok)
-		uffd_range(c->uffd, req, addr, len, mode);
+		ok = uffd_range(c->uffd, req, addr, len, mode) == 0;
 	pthread_mutex_unlock(&c->ev_lock);
 	return ok;
 }

@@ -8,8 +8,10 @@
  * reads) that no event read since has touched that address. A store read is
  * done with the client's lock released, its page listed as in flight: a
  * second fault on it waits for the first, eviction does not see it (it is not
- * resident), an event that drops it cancels the install. A page that cannot
- * be restored is poisoned (SIGBUS in the client), never filled with zeros. */
+ * resident), an event that drops it cancels the install. During an mremap
+ * the client announced, faults on the ranges it changes wait and its events
+ * are set aside (remap.c). A page that cannot be restored is poisoned (SIGBUS
+ * in the client), never filled with zeros. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -83,7 +85,7 @@ static void record_latency(struct fm_client *c, uint64_t t0)
 	c->st.lat[fm_lat_bucket(fm_now_ns() - t0)]++;
 }
 
-static void wake(struct fm_client *c, uint64_t addr)
+void wake(struct fm_client *c, uint64_t addr)
 {
 	struct uffdio_range r = { addr, PAGE };
 	ioctl(c->uffd, UFFDIO_WAKE, &r);
@@ -547,19 +549,9 @@ retry:
 		wake(c, addr);
 		return;
 	}
+	if (remap_hold_fault(c, addr))
+		return; /* an mremap is changing this part of the maps: woken at its END */
 	struct fm_map *m = map_find(c, addr);
-	for (size_t i = 0; !m && i < c->nmaps; i++) {
-		/* a grow the monitor did not apply in place (a map seemed in the
-		 * way) that the kernel did apply: the fault says so */
-		struct fm_map *g = &c->maps[i];
-		if (g->grow_to > g->len && addr >= g->start && addr < g->start + g->grow_to) {
-			map_remove_range(c, g->start + g->len, g->start + g->grow_to);
-			g = map_find(c, g->start);
-			if (g)
-				g->len = g->grow_to;
-			m = map_find(c, addr);
-		}
-	}
 	if (!m) {
 		fm_log("pid %d: fault at %#llx outside every registered region: SIGBUS", (int)c->pid,
 		       (unsigned long long)addr);
@@ -667,8 +659,10 @@ static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 		drop_range(c, msg->arg.remove.start, msg->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_UNMAP:
-		/* The tail of an mremap move: its map has moved already, and the
-		 * address may hold a new region by now. */
+		if (remap_takes_event(c, msg))
+			break; /* an announced mremap's: its END applies it (remap.c) */
+		/* The tail of an unannounced mremap move: its map has moved
+		 * already, and the address may hold a new region by now. */
 		for (unsigned i = 0; i < c->nmoved_from; i++)
 			if (c->moved_from[i].start == msg->arg.remove.start &&
 			    c->moved_from[i].end == msg->arg.remove.end) {
@@ -680,6 +674,8 @@ static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 		client_release_unmapped(c, worker_store());
 		break;
 	case UFFD_EVENT_REMAP:
+		if (remap_takes_event(c, msg))
+			break;
 		if (c->nmoved_from == sizeof(c->moved_from) / sizeof(c->moved_from[0])) {
 			/* full: forget the oldest expectation */
 			memmove(&c->moved_from[0], &c->moved_from[1], sizeof(c->moved_from) - sizeof(c->moved_from[0]));
@@ -695,6 +691,13 @@ static void apply_event(struct fm_client *c, const struct uffd_msg *msg)
 		fm_log("pid %d: unexpected userfaultfd event %u", (int)c->pid, msg->event);
 		break;
 	}
+}
+
+/* An event set aside during an mremap that failed: applied after all
+ * (remap.c; client lock held, ordered as the END request). */
+void event_replay(struct fm_client *c, const struct uffd_msg *msg)
+{
+	apply_event(c, msg);
 }
 
 /* Events in the order they were read (seq), client lock held. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/userfaultfd.h>
 
 #include "fluidmem/store.h"
 #include "proto.h"
@@ -125,10 +126,24 @@ struct fm_map {
 	uint64_t start, len;
 	struct fm_region *region;
 	uint64_t page;         /* region page index at start */
-	uint64_t grow_from;    /* after a GROW: the length before it, so the mremap
-				* move that may follow (REMAP of exactly that length)
-				* takes the grown map along; 0 otherwise */
-	uint64_t grow_to;      /* the length asked for by that GROW */
+};
+
+/* An mremap the client announced (FM_MSG_MREMAP_BEGIN) and has not ended
+ * (remap.c). Until its END the client's maps show the layout before it; the
+ * kernel may already have the one after. Under the client's lock. */
+#define FM_REMAP_EVENTS 8
+struct fm_remap {
+	bool active;
+	uint64_t old_addr, old_len, new_len, new_addr; /* new_addr: MREMAP_FIXED's */
+	uint32_t flags;
+	/* the kernel's REMAP/UNMAP events for it: dropped at END, applied then
+	 * if the mremap failed (it may have unmapped a target first) */
+	struct uffd_msg events[FM_REMAP_EVENTS];
+	unsigned nevents;
+	/* faults in the ranges involved, or outside every map, held until END
+	 * (their addresses: they are woken then and fault again) */
+	uint64_t *held;
+	size_t nheld, capheld;
 };
 
 #define FT_MAX 16   /* most handler threads per client (--fault-threads) */
@@ -158,6 +173,7 @@ struct fm_client {
 	 * REMAP, possibly after another thread has mapped something new there */
 	struct { uint64_t start, end; } moved_from[8];
 	unsigned nmoved_from;
+	struct fm_remap remap;
 	struct fm_stats st;
 	atomic_uint_fast64_t resident; /* pages, read by other clients' evictors */
 	atomic_bool dead;
@@ -321,6 +337,15 @@ uint64_t ev_local_begin(struct fm_client *c, uint64_t start, uint64_t end);
 void ev_local_end(struct fm_client *c, uint64_t seq);
 void ev_sync(struct fm_client *c);
 void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count);
+void event_replay(struct fm_client *c, const struct uffd_msg *msg);
+void wake(struct fm_client *c, uint64_t addr);
+
+/* remap.c */
+int remap_begin(struct fm_client *c, const struct fm_mremap *m, const char **why);
+int remap_end(struct fm_client *c, const struct fm_mremap_end *e, const char **why);
+bool remap_hold_fault(struct fm_client *c, uint64_t addr);
+bool remap_takes_event(struct fm_client *c, const struct uffd_msg *msg);
+void remap_free(struct fm_client *c);
 
 /* evict.c */
 void make_room(struct fm_client *c, uint64_t need);

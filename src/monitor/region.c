@@ -262,8 +262,8 @@ void map_remove_range(struct fm_client *c, uint64_t start, uint64_t end)
 	}
 }
 
-/* mremap moved [from, from+len) to `to`. The moved piece may be a whole map
- * (grown beforehand by FM_MSG_GROW: it moves whole) or part of one. */
+/* An mremap nobody announced (remap.c handles those that were) moved
+ * [from, from+len) to `to`: the whole map or part of one. */
 int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len)
 {
 	struct fm_map *m = map_find(c, from);
@@ -271,14 +271,9 @@ int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len)
 		return -ENOENT;
 	struct fm_region *r = m->region;
 	uint64_t page = m->page + (from - m->start) / PAGE;
-	uint64_t new_len = len;
-	if (m->start == from && m->grow_from == len) {
-		len = m->len;          /* the map here, grown in place or not */
-		new_len = m->grow_to;  /* the move of a grow: the new part goes along */
-	}
 	map_remove_range(c, from, from + len);
-	map_remove_range(c, to, to + new_len); /* the kernel unmapped whatever was there */
-	return map_add(c, to, new_len, r, page);
+	map_remove_range(c, to, to + len); /* the kernel unmapped whatever was there */
+	return map_add(c, to, len, r, page);
 }
 
 /* Free regions no map refers to any more (the client unmapped them); leave

@@ -42,6 +42,20 @@ int proto_check_grow(const struct fm_grow *g, uint64_t base_off, int64_t memfd_s
 	return 0;
 }
 
+int proto_check_mremap(const struct fm_mremap *m, const char **why)
+{
+	*why = "bad mremap range";
+	if (!m->old_len || m->old_len % VPAGE || m->old_addr % VPAGE || !m->new_len || m->new_len % VPAGE ||
+	    m->new_addr % VPAGE)
+		return -EINVAL;
+	if (m->old_len > FM_MAX_REGION_BYTES || m->new_len > FM_MAX_REGION_BYTES ||
+	    m->old_addr + m->old_len < m->old_addr || m->new_addr + m->new_len < m->new_addr) {
+		*why = "mremap range larger than 64 TiB or wrapping";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **why)
 {
 	*why = "bad adopt range";

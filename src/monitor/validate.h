@@ -22,6 +22,9 @@ int proto_check_register(const struct fm_register *rq, int64_t memfd_size, const
  * st_size, or < 0 when fstat failed. */
 int proto_check_grow(const struct fm_grow *g, uint64_t base_off, int64_t memfd_size, const char **why);
 
+/* FM_MSG_MREMAP_BEGIN: page-multiple, non-empty, non-wrapping ranges. */
+int proto_check_mremap(const struct fm_mremap *m, const char **why);
+
 /* FM_MSG_ADOPT of a fork clone of npages pages. */
 int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **why);
 
