@@ -192,9 +192,9 @@ mode_end() {
 		RUN_CG_PEAK=$SWAP_PEAK_BYTES RUN_SWAP_PEAK=$SWAP_SWAP_PEAK_BYTES RUN_OOM=$SWAP_OOM_KILLS
 		swap_cg_remove "$RUN_CG"
 	fi
-	FM_EVICTIONS="" FM_FAULTS_ZERO="" FM_FAULTS_STORE="" FM_PEAK_PAGES=""
+	FM_EVICTIONS="" FM_FAULTS_ZERO="" FM_FAULTS_STORE="" FM_PEAK_PAGES="" FM_SHARED_EVICTIONS="" FM_SHARED_FAULTS_STORE=""
 	if [ -n "$FM_STATS" ] && [ -s "$FM_STATS" ]; then
-		read -r FM_EVICTIONS FM_FAULTS_ZERO FM_FAULTS_STORE FM_PEAK_PAGES < <(python3 -c '
+		read -r FM_EVICTIONS FM_FAULTS_ZERO FM_FAULTS_STORE FM_PEAK_PAGES FM_SHARED_EVICTIONS FM_SHARED_FAULTS_STORE < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 def find(d, k):
@@ -204,7 +204,8 @@ def find(d, k):
             r = find(v, k)
             if r is not None: return r
     return None
-print(*[find(d, k) for k in ("evictions", "faults_zero", "faults_store", "peak_resident_pages")])
+print(*[find(d, k) for k in ("evictions", "faults_zero", "faults_store", "peak_resident_pages",
+                             "shared_evictions", "shared_faults_store")])
 ' "$FM_STATS")
 	fi
 }
@@ -213,7 +214,7 @@ print(*[find(d, k) for k in ("evictions", "faults_zero", "faults_store", "peak_r
 mode_extra() {
 	local s="maxrss=$((RUN_MAXRSS_KB / 1024))MiB"
 	[ -n "$RUN_CG" ] && s+=" cg_peak=$((RUN_CG_PEAK >> 20))MiB swap_peak=$((RUN_SWAP_PEAK >> 20))MiB oom_kills=$RUN_OOM"
-	[ -n "$FM_STATS" ] && s+=" evictions=${FM_EVICTIONS:-?} faults_zero=${FM_FAULTS_ZERO:-?} faults_store=${FM_FAULTS_STORE:-?} peak_resident_pages=${FM_PEAK_PAGES:-?}"
+	[ -n "$FM_STATS" ] && s+=" evictions=${FM_EVICTIONS:-?} faults_zero=${FM_FAULTS_ZERO:-?} faults_store=${FM_FAULTS_STORE:-?} peak_resident_pages=${FM_PEAK_PAGES:-?} shared_evictions=${FM_SHARED_EVICTIONS:-?} shared_faults_store=${FM_SHARED_FAULTS_STORE:-?}"
 	echo "$s"
 }
 

@@ -102,6 +102,11 @@ EOF
 	if [ -z "$fail_reason" ]; then
 		rw=$("${pgb[@]}" -n -c 4 -j 2 -T "$SECS" postgres 2>&1) || fail_reason="pgbench TPC-B failed: $(tail -n 2 <<<"$rw" | tr '\n' ' ')"
 	fi
+	# pgbench 15 counts transactions that failed (serialization, deadlock) apart
+	for out in "$ro" "$rw"; do
+		nf=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+		[ -z "$fail_reason" ] && [ "${nf:-0}" != 0 ] && fail_reason="pgbench: $nf failed transactions"
+	done
 	shm=$("${psql[@]}" -c "SELECT pg_size_pretty(sum(allocated_size)) FROM pg_shmem_allocations" 2>/dev/null)
 	# Fast shutdown: the postmaster stops its backends and exits.
 	kill -INT "$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null)" 2>/dev/null || kill "$pid" 2>/dev/null
