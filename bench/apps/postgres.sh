@@ -117,6 +117,9 @@ EOF
 	ro_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$ro")
 	rw_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$rw")
 	rw_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$rw")
+	if [ -z "$fail_reason" ] && { [ -z "$ro_tps" ] || [ -z "$rw_tps" ]; }; then
+		fail_reason="pgbench printed no tps: $(grep -v '^ *[0-9]' <<<"$ro$rw" | tail -n 4 | tr '\n' ' ')"
+	fi
 	line="time=${RUN_SECS}s budget=$BUDGET shared_buffers=$SHBUF shmem=${shm:-?} init=${init_s}s select_tps=${ro_tps:-0} select_lat_ms=${ro_lat:-?} tpcb_tps=${rw_tps:-0} tpcb_lat_ms=${rw_lat:-?} checksum=\"${sum}\""
 	if [ -n "$fail_reason" ]; then
 		if [ "$mode" = swap ] && [ "$RUN_OOM" -gt 0 ]; then
