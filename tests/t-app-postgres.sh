@@ -5,7 +5,7 @@
 # memory itself (a shared region joined by every backend) was paged out and back in.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../bench/apps/app-test.sh"
-PG_SCALE=1 PG_SHARED_BUFFERS=32MB PG_SECS=1 app_test postgres postgres --quick --budget 12M --modes "plain fluidmem"
+PG_SCALE=1 PG_SHARED_BUFFERS=32MB PG_SECS=3 app_test postgres postgres --quick --budget 12M --modes "plain fluidmem"
 line=$(grep "^RESULT postgres mode=fluidmem " "$T/app.out")
 sev=$(sed -n 's/.* shared_evictions=\([0-9]*\).*/\1/p' <<<"$line")
 sfs=$(sed -n 's/.* shared_faults_store=\([0-9]*\).*/\1/p' <<<"$line")

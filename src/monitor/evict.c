@@ -125,11 +125,15 @@ static bool page_is_zero(const void *p)
 }
 
 /* Evict up to max resident pages of r, oldest first. Caller holds the owner's
- * lock (private region) or a holder's (shared: its own lock is taken here).
- * Returns pages evicted. */
+ * lock (private region) or a holder's (shared). A shared region's own lock is
+ * only tried: the caller may hold another shared region's (a fault there),
+ * and two such threads waiting for each other's region would never wake.
+ * Its lock is recursive, so a fault in r may evict from r. Returns pages
+ * evicted (0 when the region is busy). */
 unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 {
-	shared_lock(r);
+	if (r->shared && pthread_mutex_trylock(&r->lock) != 0)
+		return 0;
 	unsigned got = do_evict_region(r, max, st);
 	shared_unlock(r);
 	return got;
@@ -307,7 +311,15 @@ struct fm_region *largest_region(struct fm_client *c)
 static unsigned evict_client(struct fm_client *c, unsigned max)
 {
 	struct fm_region *r = largest_region(c);
-	return r ? evict_region(r, max, worker_store()) : 0;
+	unsigned got = r ? evict_region(r, max, worker_store()) : 0;
+	if (!got && r && r->shared) { /* busy: the largest private one then */
+		struct fm_region *best = NULL;
+		for (struct fm_region *p = c->regions; p; p = p->next)
+			if (p->resident && (!best || p->resident > best->resident))
+				best = p;
+		got = best ? evict_region(best, max, worker_store()) : 0;
+	}
+	return got;
 }
 
 static bool over(struct fm_client *c, uint64_t need, bool *tag_over)
