@@ -68,9 +68,10 @@ static struct {
 	char sock_path[108];
 	struct fm_hello hello;
 	/* fork snapshot, from prepare to the parent/child handlers */
-	struct fm_snapshot_reply snap;
-	int snap_fds[FM_SNAPSHOT_MAX];
-	int snap_nfds;
+	struct fm_snapshot_entry snap[FM_SNAPSHOT_TOTAL];
+	int snap_fds[FM_SNAPSHOT_TOTAL];
+	uint32_t nsnap;            /* entries received */
+	int snap_nfds;             /* fds received (to close) */
 	int snap_err;
 } G = {
 	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
@@ -712,19 +713,39 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&G.lock);
 	G.snap_nfds = 0;
 	G.snap_err = 0;
-	G.snap.count = 0;
+	G.nsnap = 0;
 	int nprivate = 0;
 	for (int i = 0; i < G.n; i++)
 		nprivate += !G.r[i].shared;
 	if (G.state != 1 || nprivate == 0)
 		return;
-	G.snap_nfds = FM_SNAPSHOT_MAX;
-	int rc = call(FM_MSG_SNAPSHOT, NULL, 0, NULL, 0, &G.snap, sizeof(G.snap), G.snap_fds, &G.snap_nfds);
-	if (rc < 0 || (uint32_t)G.snap_nfds != G.snap.count) {
-		G.snap_err = rc < 0 ? rc : -EPROTO;
+	/* The reply comes in parts of FM_SNAPSHOT_MAX entries and their fds. */
+	static struct fm_snapshot_reply part;
+	int nfds = FM_SNAPSHOT_MAX;
+	int rc = call(FM_MSG_SNAPSHOT, NULL, 0, NULL, 0, &part, sizeof(part), G.snap_fds, &nfds);
+	while (rc == 0) {
+		G.snap_nfds += nfds;
+		if ((uint32_t)nfds != part.count || part.total > FM_SNAPSHOT_TOTAL ||
+		    part.count > part.total - G.nsnap) {
+			rc = -EPROTO;
+			break;
+		}
+		memcpy(&G.snap[G.nsnap], part.e, part.count * sizeof(part.e[0]));
+		G.nsnap += part.count;
+		if (G.nsnap == part.total)
+			break;
+		struct fm_msg_hdr h;
+		nfds = FM_SNAPSHOT_TOTAL - (int)G.nsnap < FM_SNAPSHOT_MAX ? FM_SNAPSHOT_TOTAL - (int)G.nsnap : FM_SNAPSHOT_MAX;
+		rc = fm_recv(G.sock, &h, &part, sizeof(part), G.snap_fds + G.nsnap, &nfds);
+		if (rc == 0 && (h.type != FM_MSG_REPLY || h.status < 0 || h.len != sizeof(part)))
+			rc = -EPROTO;
+	}
+	if (rc < 0) {
+		G.snap_err = rc;
 		for (int i = 0; i < G.snap_nfds; i++)
 			close(G.snap_fds[i]);
 		G.snap_nfds = 0;
+		G.nsnap = 0;
 	}
 }
 
@@ -808,8 +829,8 @@ static void fork_child(void)
 		if (call(FM_MSG_JOIN, &j, sizeof(j), &r->memfd, 1, NULL, 0, NULL, NULL) < 0)
 			die_in_child("the monitor refused to share the parent's shared memory");
 	}
-	for (uint32_t i = 0; i < G.snap.count; i++) {
-		const struct fm_snapshot_entry *e = &G.snap.e[i];
+	for (uint32_t i = 0; i < G.nsnap; i++) {
+		const struct fm_snapshot_entry *e = &G.snap[i];
 		child_map(e, G.snap_fds[i]);
 		if (uffd_register(e->addr, e->len) < 0)
 			die_in_child("UFFDIO_REGISTER failed");

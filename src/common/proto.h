@@ -24,7 +24,7 @@ enum fm_msg_type {
 	FM_MSG_HELLO = 1,       /* fds: uffd, pidfd. payload fm_hello */
 	FM_MSG_REGISTER = 2,    /* fds: memfd. payload fm_register, reply fm_register_reply */
 	FM_MSG_GROW = 3,        /* payload fm_grow: a region's memfd grew (fm_prepare_grow) */
-	FM_MSG_SNAPSHOT = 4,    /* fork: reply fm_snapshot_reply + one fd per region clone */
+	FM_MSG_SNAPSHOT = 4,    /* fork: replies fm_snapshot_reply + one fd per entry, in parts */
 	FM_MSG_ADOPT = 5,       /* child after fork: fds memfd, payload fm_adopt */
 	FM_MSG_UNMAP = 6,       /* payload fm_unmap: the client is about to munmap a range */
 	FM_MSG_JOIN = 7,        /* child after fork: fds memfd, payload fm_join: one more
@@ -83,15 +83,20 @@ struct fm_grow {
 	uint64_t new_len;
 };
 
-/* A fork snapshot: one clone per region, in the order of these entries. */
+/* A fork snapshot: one entry per map of a private region, with the fd of
+ * that region's clone (maps of one region share it). It comes in parts of
+ * at most FM_SNAPSHOT_MAX entries, each a REPLY carrying `count` fds, until
+ * `total` entries have come; a process has at most FM_SNAPSHOT_TOTAL maps
+ * (the client's region slots). */
 #define FM_SNAPSHOT_MAX 64
+#define FM_SNAPSHOT_TOTAL 1024
 struct fm_snapshot_entry {
 	uint64_t clone[2];
 	uint64_t addr, len, offset;
 };
 struct fm_snapshot_reply {
-	uint32_t count;
-	uint32_t pad;
+	uint32_t count;          /* entries in this part */
+	uint32_t total;          /* entries in all parts */
 	struct fm_snapshot_entry e[FM_SNAPSHOT_MAX];
 };
 

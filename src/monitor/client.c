@@ -199,23 +199,28 @@ fail:
 	return NULL;
 }
 
-/* Fork: give every region a clone holding its current contents. The child
- * maps the clones at the same addresses and adopts them (FM_MSG_ADOPT). */
+/* Fork: give every private region a clone holding its current contents.
+ * The child maps the clones at the same addresses and adopts them
+ * (FM_MSG_ADOPT). The reply goes in parts of FM_SNAPSHOT_MAX maps. */
 static void do_snapshot(struct fm_client *c)
 {
 	struct fm_snapshot_reply rep = { 0 };
-	int fds[FM_SNAPSHOT_MAX];
 	struct fm_store *st = worker_store();
 	if (!st) {
 		reply_error(c->sock, EIO, "store unavailable");
 		return;
 	}
-	if (c->nmaps > FM_SNAPSHOT_MAX) {
+	if (c->nmaps > FM_SNAPSHOT_TOTAL) {
 		reply_error(c->sock, E2BIG, "too many regions to snapshot for fork");
 		return;
 	}
-	struct fm_region *clones[FM_SNAPSHOT_MAX] = { 0 }, *origs[FM_SNAPSHOT_MAX] = { 0 };
-	unsigned nclones = 0;
+	size_t n = c->nmaps ? c->nmaps : 1;
+	struct fm_region **clones = calloc(n, sizeof(*clones)), **origs = calloc(n, sizeof(*origs));
+	struct fm_snapshot_entry *e = calloc(n, sizeof(*e));
+	int *fds = calloc(n, sizeof(*fds));
+	unsigned nclones = 0, ne = 0;
+	if (!clones || !origs || !e || !fds)
+		goto fail;
 	for (size_t i = 0; i < c->nmaps; i++) {
 		struct fm_map *m = &c->maps[i];
 		struct fm_region *cl = NULL;
@@ -230,13 +235,9 @@ static void do_snapshot(struct fm_client *c)
 			origs[nclones] = m->region;
 			clones[nclones++] = cl;
 		}
-		struct fm_snapshot_entry *e = &rep.e[rep.count];
-		e->clone[0] = cl->id[0];
-		e->clone[1] = cl->id[1];
-		e->addr = m->start;
-		e->len = m->len;
-		e->offset = m->page * PAGE;
-		fds[rep.count++] = cl->memfd;
+		e[ne] = (struct fm_snapshot_entry){ .clone = { cl->id[0], cl->id[1] }, .addr = m->start,
+						    .len = m->len, .offset = m->page * PAGE };
+		fds[ne++] = cl->memfd;
 	}
 	uint64_t now = fm_now_ns();
 	pthread_mutex_lock(&D.lock);
@@ -250,11 +251,27 @@ static void do_snapshot(struct fm_client *c)
 		D.pending = pd;
 	}
 	pthread_mutex_unlock(&D.lock);
-	fm_send(c->sock, FM_MSG_REPLY, 0, &rep, sizeof(rep), fds, (int)rep.count);
+	rep.total = ne;
+	unsigned sent = 0;
+	do {
+		rep.count = ne - sent < FM_SNAPSHOT_MAX ? ne - sent : FM_SNAPSHOT_MAX;
+		memcpy(rep.e, e + sent, rep.count * sizeof(*e));
+		if (fm_send(c->sock, FM_MSG_REPLY, 0, &rep, sizeof(rep), fds + sent, (int)rep.count) < 0)
+			break; /* the client is gone: its snapshots expire unadopted */
+		sent += rep.count;
+	} while (sent < ne);
+	free(clones);
+	free(origs);
+	free(e);
+	free(fds);
 	return;
 fail:
 	for (unsigned k = 0; k < nclones; k++)
 		region_free(clones[k], st);
+	free(clones);
+	free(origs);
+	free(e);
+	free(fds);
 	reply_error(c->sock, ENOMEM, "cannot snapshot the regions for fork");
 }
 
