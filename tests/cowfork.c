@@ -5,10 +5,12 @@
  * rewriting it, so a child's write showing up in the parent (or a parent's
  * in a child) names the page.
  *
- * usage: cowfork MIB CHILDREN [--step]
+ * usage: cowfork MIB CHILDREN [--step] [--nested]
  * --step: before and after each fork, print "before N" / "forked N MS" and
  * wait for a line on stdin (the test reads the monitor's counters there);
- * children wait until every fork is done. Prints each fork's duration. */
+ * children wait until every fork is done. Prints each fork's duration.
+ * --nested: each child first forks a grandchild, which verifies the same
+ * snapshot while the child verifies and rewrites its own memory. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,11 @@ int main(int argc, char **argv)
 	}
 	size_t pages = (strtoul(argv[1], NULL, 10) << 20) / PAGE;
 	int children = atoi(argv[2]);
-	int step = argc > 3 && strcmp(argv[3], "--step") == 0;
+	int step = 0, nested = 0;
+	for (int i = 3; i < argc; i++) {
+		step |= strcmp(argv[i], "--step") == 0;
+		nested |= strcmp(argv[i], "--nested") == 0;
+	}
 	if (children < 1 || children > 16)
 		return 2;
 	uint64_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -105,15 +111,27 @@ int main(int argc, char **argv)
 			close(release[1]);
 			if (read(release[0], &b, 1) != 0) /* EOF once the parent let go */
 				_exit(3);
+			/* A grandchild shares the store copies its parent shares. */
+			pid_t gc = nested ? fork() : 0;
+			if (gc < 0)
+				_exit(4);
+			const char *who = nested && gc == 0 ? "grandchild" : "child";
 			for (size_t p = 0; p < pages; p++)
-				if (check_page("child", m + p * WORDS, p, gen))
+				if (check_page(who, m + p * WORDS, p, gen))
 					_exit(1);
-			uint64_t mine = 1000 + (uint64_t)c;
+			uint64_t mine = (nested && gc == 0 ? 2000 : 1000) + (uint64_t)c;
 			for (size_t p = 0; p < pages; p++)
 				fill_page(m + p * WORDS, p, mine);
 			for (size_t p = 0; p < pages; p++)
-				if (check_page("child after its write", m + p * WORDS, p, mine))
+				if (check_page(who, m + p * WORDS, p, mine))
 					_exit(1);
+			if (nested && gc > 0) {
+				int st;
+				if (waitpid(gc, &st, 0) != gc || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+					fprintf(stderr, "cowfork: grandchild %d failed (status %#x)\n", (int)gc, st);
+					_exit(1);
+				}
+			}
 			_exit(0);
 		}
 		double ms = now_ms() - t0;

@@ -5,7 +5,8 @@
 # never sees their writes); no fork adds pages to the store (the monitor
 # counts them as shared); when all have exited the store holds nothing. With
 # the local store, and with memcached (16 MiB over 4 MiB: every page is a
-# round trip there; pages sealed with each region's key).
+# round trip there; pages sealed with each region's key; each child first
+# forks a grandchild that verifies the same snapshot from the same copies).
 . "$(dirname "$0")/lib.sh"
 [ -x "$FM_BUILD/libfluidmem-preload.so" ] || skip "build/ not built"
 CHILDREN=3
@@ -44,7 +45,7 @@ run_case() {
 	start_monitor --local-memory $BUDGET "$@"
 	rm -f "$T/in" "$T/out"
 	mkfifo "$T/in"
-	"$FLUIDMEM" run --local-memory $BUDGET -- "$FM_BUILD/tests/cowfork" $MIB $CHILDREN --step <"$T/in" >"$T/out" 2>"$T/err" &
+	"$FLUIDMEM" run --local-memory $BUDGET -- "$FM_BUILD/tests/cowfork" $MIB $CHILDREN --step ${NESTED:-} <"$T/in" >"$T/out" 2>"$T/err" &
 	PID=$!
 	exec 3>"$T/in"
 	local shared_total=0 grew_max=0
@@ -85,5 +86,5 @@ sys.exit('tenant counters not back to 0: %s' % bad if bad else 0)" || fail "$NAM
 MIB=32 BUDGET=8M
 SECONDS=0; run_case local; note "local: ${SECONDS}s"
 start_memcached
-MIB=16 BUDGET=4M
+MIB=16 BUDGET=4M NESTED=--nested
 SECONDS=0; run_case memcached --store "memcached://127.0.0.1:$MC_PORT"; note "memcached: ${SECONDS}s"
