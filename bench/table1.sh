@@ -38,6 +38,10 @@ baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
 +affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict --affinity
 default
 default-no-encrypt  --no-encrypt
+no-prefetch-gate  --no-prefetch-gate
+fault-threads-1   --fault-threads 1
+fault-threads-2   --fault-threads 2
+fault-threads-4   --fault-threads 4
 '
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

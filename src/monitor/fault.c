@@ -293,7 +293,9 @@ static uint64_t do_install(struct fm_client *c, uint64_t addr, const char *src, 
 
 static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
 {
-	if (!at_addr(c, addr, n * PAGE, false))
+	/* never len 0: a waking UFFDIO_COPY of 0 bytes does not return here
+	 * (Linux 6.18: the ioctl spins) */
+	if (!n || !at_addr(c, addr, n * PAGE, false))
 		return 0;
 	uint64_t got = do_install(c, addr, src, n, wp);
 	at_addr_done(c);
@@ -488,14 +490,13 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	 * was answered) and its next access is p+1; it waits for PF_CHUNK
 	 * pages, not for the window, then runs over them while the rest comes
 	 * in one batch (every step wakes it: more steps, more wake-ups). Room
-	 * for the first step is made after it is in (the budget is overshot by
-	 * at most PF_CHUNK pages meanwhile), for the rest before. */
+	 * is made after the window is in (the budget is overshot by at most a
+	 * window meanwhile): the eviction then overlaps the program's run over
+	 * the window instead of stalling it in the middle. */
 	bool clean = kind == PS_STORED && keeps_clean(w->store, r);
 	uint64_t done = 0;
 	for (uint64_t off = 0; off < n;) {
 		uint64_t k = off == 0 && n > PF_CHUNK ? PF_CHUNK : n - off, first = p + 1 + off;
-		if (off)
-			make_room(c, k);
 		if (kind == PS_STORED) {
 			for (uint64_t i = 0; i < k; i++)
 				io_for(&w->ios[i], r, first + i, w->pages + i * PAGE);
@@ -506,6 +507,8 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 					k = i; /* stop before a page its own fault must report */
 					break;
 				}
+			if (!k)
+				break;
 		}
 		uint64_t got = install(c, addr + (1 + off) * PAGE, kind == PS_STORED ? w->pages : NULL, k, clean);
 		for (uint64_t i = 0; i < got; i++) {
@@ -521,12 +524,11 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				*s |= PS_CLEAN;
 		}
 		done += got;
-		if (!off)
-			make_room(c, 0);
 		if (got < k)
 			break;
 		off += got;
 	}
+	make_room(c, 0);
 	if (done)
 		pf_issued(r, p + 1, p + 1 + done, done, 1);
 }
