@@ -48,6 +48,9 @@ want = {
     "fluidmem_budget_bytes": status["budget_bytes"],
     "fluidmem_resident_bytes": status["resident_bytes"],
     "fluidmem_peak_resident_bytes": status["peak_resident_bytes"],
+    "fluidmem_store_shared_bytes": status["store_shared_pages"] * 4096,
+    "fluidmem_fork_shared_pages_total": status["fork_pages_shared"],
+    "fluidmem_fork_copied_pages_total": status["fork_pages_copied"],
     "fluidmem_clients": 0,
 }
 for k, v in want.items():

@@ -246,6 +246,15 @@ int metrics_render(char **out, size_t *len)
 	       (unsigned long long)(atomic_load(&D.peak_resident) * PAGE));
 	help(f, "fluidmem_stored_bytes", "gauge", "Pages of live clients held in the store now.");
 	sample(f, "fluidmem_stored_bytes", NULL, NULL, "%llu", (unsigned long long)(all.stored * PAGE));
+	struct fm_share_counters sh;
+	share_counters(&sh);
+	help(f, "fluidmem_store_shared_bytes", "gauge",
+	     "Store copies shared since a fork (copy-on-write): held once, counted by every region referring to them.");
+	sample(f, "fluidmem_store_shared_bytes", NULL, NULL, "%llu", (unsigned long long)(sh.shared_now * PAGE));
+	help(f, "fluidmem_fork_shared_pages_total", "counter", "Stored pages fork snapshots shared instead of copying.");
+	sample(f, "fluidmem_fork_shared_pages_total", NULL, NULL, "%llu", (unsigned long long)sh.fork_shared);
+	help(f, "fluidmem_fork_copied_pages_total", "counter", "Resident pages fork snapshots copied memfd to memfd.");
+	sample(f, "fluidmem_fork_copied_pages_total", NULL, NULL, "%llu", (unsigned long long)sh.fork_copied);
 	help(f, "fluidmem_clients", "gauge", "Client processes connected now.");
 	sample(f, "fluidmem_clients", NULL, NULL, "%llu", (unsigned long long)all.clients);
 	help(f, "fluidmem_regions", "gauge", "Regions of connected clients.");
