@@ -3,7 +3,9 @@
  * generation the parent had written at its fork, then writes its own and
  * checks that; the parent checks every word of each of its passes before
  * rewriting it, so a child's write showing up in the parent (or a parent's
- * in a child) names the page.
+ * in a child) names the page. Right after each fork the parent also drops
+ * the first quarter of its memory (MADV_DONTNEED: zeros for it), which the
+ * children must still see.
  *
  * usage: cowfork MIB CHILDREN [--step] [--nested]
  * --step: before and after each fork, print "before N" / "forked N MS" and
@@ -143,10 +145,19 @@ int main(int argc, char **argv)
 			fflush(stdout);
 			wait_line();
 		}
-		/* The parent moves on: the next child's snapshot is another generation. */
+		/* The parent moves on: drops a quarter, rewrites the rest; the next
+		 * child's snapshot is another generation. */
+		madvise(m, pages / 4 * PAGE, MADV_DONTNEED);
 		for (size_t p = 0; p < pages; p++) {
-			if (check_page("parent", m + p * WORDS, p, gen))
+			if (p < pages / 4) {
+				for (size_t k = 0; k < WORDS; k++)
+					if (m[p * WORDS + k]) {
+						fprintf(stderr, "parent: page %zu not zero after MADV_DONTNEED\n", p);
+						return 1;
+					}
+			} else if (check_page("parent", m + p * WORDS, p, gen)) {
 				return 1;
+			}
 			fill_page(m + p * WORDS, p, gen + 1);
 		}
 		gen++;

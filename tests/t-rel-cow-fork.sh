@@ -2,7 +2,8 @@
 # t-rel-cow-fork: fork at 4x overcommit shares stored pages copy-on-write: a
 # 32 MiB program over an 8 MiB budget forks 3 children that verify their
 # fork-time snapshot while the parent rewrites its memory (and the parent
-# never sees their writes); no fork adds pages to the store (the monitor
+# never sees their writes; a quarter the parent drops with MADV_DONTNEED
+# after each fork stays in the children's snapshots); no fork adds pages to the store (the monitor
 # counts them as shared); when all have exited the store holds nothing. With
 # the local store, and with memcached (16 MiB over 4 MiB: every page is a
 # round trip there; pages sealed with each region's key; each child first
