@@ -27,7 +27,7 @@
 enum {
 	PS_EMPTY = 0,    /* never touched, or removed: reads as zeros */
 	PS_RESIDENT = 1, /* in the memfd, mapped by the client */
-	PS_STORED = 2,   /* in the store under (region id, page) */
+	PS_STORED = 2,   /* in the store under (its store id, or a fork backing's, page) */
 	PS_LOST = 3,     /* unrecoverable: delivered as SIGBUS */
 	PS_STATE = 3,
 	PS_QUEUED = 4,   /* has an entry in the region's eviction queue */
