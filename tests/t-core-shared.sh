@@ -2,8 +2,9 @@
 # and two fork children: each writes its third and reads the others' (checksums),
 # concurrent increments of the same words are never lost, the children keep the
 # memory after the parent unmaps it; the pages were evicted from and faulted back
-# into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory)
-# and with --fault-threads 3.
+# into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory),
+# with --fault-threads 3, and with two such process trees at once evicting each
+# other's shared regions under one global budget.
 . "$(dirname "$0")/lib.sh"
 start_monitor --local-memory 64M
 out=$(fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "$out"
@@ -30,4 +31,17 @@ start_monitor --local-memory 64M --fault-threads 3
 out3=$(fmrun 16M "$T/s3.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "--fault-threads 3: $out3"
 [ "$out3" = "$out" ] || fail "--fault-threads 3: '$out3' vs '$out'"
 [ "$(json_get "$T/s3.json" shared_evictions)" -gt 16384 ] || fail "--fault-threads 3: shared region not paged"
+stop_monitor
+# two trees at once, 2 x 32 MiB under a 16M global budget (no tag limit): a fault in
+# one shared region evicts from the other
+ref32=$(FLUIDMEM_SHARED=0 "$FM_BUILD/tests/shared" 32 2>&1) || fail "plain 32 MiB: $ref32"
+start_monitor --local-memory 16M
+fmrun 1G "$T/a.json" "$FM_BUILD/tests/shared" 32 >"$T/a.out" 2>&1 & a=$!
+fmrun 1G "$T/b.json" "$FM_BUILD/tests/shared" 32 >"$T/b.out" 2>&1 & b=$!
+wait $a || fail "tree A: $(cat "$T/a.out")"
+wait $b || fail "tree B: $(cat "$T/b.out")"
+[ "$(cat "$T/a.out")" = "$ref32" ] && [ "$(cat "$T/b.out")" = "$ref32" ] || fail "two trees: '$(cat "$T/a.out")' '$(cat "$T/b.out")' vs '$ref32'"
+ea=$(json_get "$T/a.json" shared_evictions) eb=$(json_get "$T/b.json" shared_evictions)
+note "two trees: shared_evictions $ea and $eb"
+[ "$ea" -gt 0 ] && [ "$eb" -gt 0 ] || fail "two trees: a shared region was not paged ($ea, $eb)"
 stop_monitor
