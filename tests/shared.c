@@ -9,9 +9,9 @@
  * word and round) while the others do; then each reads all three thirds.
  * Round 2: each rewrites its third, all read everything again. Counters: all
  * three add 1 to word 0 of the same pages, concurrently (a write lost during
- * an eviction shows as a wrong sum). Then the parent unmaps its mapping and
- * the children read everything once more: one process leaving does not free
- * the memory of the others. Prints "ok" and a checksum of the final contents;
+ * an eviction shows as a wrong sum). A child that execs joins and leaves.
+ * Then the parent unmaps its mapping and the children read everything once
+ * more: one process leaving does not free the memory of the others. Prints "ok" and a checksum of the final contents;
  * exits 1 naming the first wrong page. */
 #include <stdint.h>
 #include <stdio.h>
@@ -160,6 +160,18 @@ int main(int argc, char **argv)
 	parent_wait();
 	bad |= check_all("parent", 2, NULL);
 	counters();
+	/* a sharer that execs leaves the region to the others */
+	pid_t ex = fork();
+	if (ex == 0) {
+		mem[1] = mem[1]; /* it maps the region and may touch it before exec */
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(4);
+	}
+	int est;
+	if (ex < 0 || waitpid(ex, &est, 0) < 0 || !WIFEXITED(est) || WEXITSTATUS(est) != 0) {
+		fprintf(stderr, "fork+exec of /bin/true failed\n");
+		bad = 1;
+	}
 	parent_wait();
 	munmap(mem, npages * PAGE);
 	parent_wait();
