@@ -593,6 +593,7 @@ static void *client_thread(void *arg)
 				break;
 			fm_log("pid %d closed its fluidmem socket; serving its regions until it exits", (int)c->pid);
 			pfd[1].fd = -1;
+			remap_abort(c); /* an mremap's END cannot come any more */
 		}
 	}
 	c->dead = true;

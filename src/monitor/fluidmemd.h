@@ -345,6 +345,7 @@ int remap_begin(struct fm_client *c, const struct fm_mremap *m, const char **why
 int remap_end(struct fm_client *c, const struct fm_mremap_end *e, const char **why);
 bool remap_hold_fault(struct fm_client *c, uint64_t addr);
 bool remap_takes_event(struct fm_client *c, const struct uffd_msg *msg);
+void remap_abort(struct fm_client *c);
 void remap_free(struct fm_client *c);
 
 /* evict.c */

@@ -221,6 +221,21 @@ bool remap_takes_event(struct fm_client *c, const struct uffd_msg *msg)
 	return true;
 }
 
+/* The client's socket is gone with an mremap announced and not ended: its
+ * END will never come. Whatever the mremap did, its events say (those not
+ * read yet are applied as they come); the held faults go. */
+void remap_abort(struct fm_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->remap.active) {
+		struct fm_mremap_end e = { .err = EIO };
+		const char *why;
+		ev_sync(c);
+		remap_end(c, &e, &why);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 void remap_free(struct fm_client *c)
 {
 	free(c->remap.held);
