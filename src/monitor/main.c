@@ -66,9 +66,9 @@ static void usage(FILE *f)
 		"                           without writing them back (remote stores)\n"
 		"      --async-evict N      a background thread keeps N pages free under the\n"
 		"                           budget (0: faults evict inline; default 0)\n"
-		"      --fault-threads N    threads serving each client's faults (1-%d; default 1\n"
-		"                           with local://, 2 with remote stores): store reads\n"
-		"                           of one process overlap\n"
+		"      --fault-threads N    threads serving each client's faults (1-%d; default 1):\n"
+		"                           store reads of one process overlap; 2 pays for\n"
+		"                           multi-threaded programs with a remote store\n"
 		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
 		"                           (-1: any; default -1,-1)\n"
 		"      --allow USER|@GROUP  only these users (names or uids) and groups may\n"
@@ -388,7 +388,7 @@ int main(int argc, char **argv)
 	D.opt.zero_skip = true;
 	D.opt.encrypt = true;
 	D.opt.affinity_fault = D.opt.affinity_evict = -1;
-	D.opt.fault_threads = 0; /* by store, below */
+	D.opt.fault_threads = 1;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -533,11 +533,6 @@ int main(int argc, char **argv)
 		}
 		fm_info("metrics at http://%s/metrics", D.opt.metrics_listen);
 	}
-	/* Measured (docs/benchmarks.md): a second thread doubles a remote
-	 * store's fault rate for multi-threaded programs; with the local store
-	 * it only takes CPU from the program. */
-	if (!D.opt.fault_threads)
-		D.opt.fault_threads = strncmp(D.opt.store_url, "local:", 6) == 0 ? 1 : 2;
 	if (evictor_start() < 0)
 		fm_log("cannot start the eviction thread; faults evict inline");
 	fm_info("listening on %s, budget %llu MiB, store %s", D.opt.socket_path,
