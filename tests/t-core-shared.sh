@@ -4,10 +4,21 @@
 # memory after the parent unmaps it; the pages were evicted from and faulted back
 # into the shared region; the same contents with FLUIDMEM_SHARED=0 (kernel memory),
 # with --fault-threads 3, and with two such process trees at once evicting each
-# other's shared regions under one global budget.
+# other's shared regions under one global budget; status shows the region once, with
+# the number of processes mapping it.
 . "$(dirname "$0")/lib.sh"
 start_monitor --local-memory 64M
-out=$(fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 2>&1) || fail "$out"
+fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 >"$T/s.out" 2>&1 & run=$!
+# status lists the region once, under its owner, mapped by the three processes
+seen=""
+for _ in $(seq 1 100); do
+	seen=$("$FLUIDMEM" status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(max([r.get('processes', 0) for c in d['clients'] for r in c['regions_detail'] if r.get('shared')] or [0]))")
+	[ "$seen" = 3 ] && break
+	sleep 0.05
+done
+wait $run || fail "$(cat "$T/s.out")"
+out=$(cat "$T/s.out")
+[ "$seen" = 3 ] || fail "status never showed the shared region mapped by 3 processes (saw ${seen:-nothing})"
 note "$out"
 grep -q '^ok pages=16384 ' <<<"$out" || fail "no ok line: $out"
 assert_paging "$T/s.json"

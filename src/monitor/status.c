@@ -125,6 +125,21 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 				    (unsigned long long)r->resident, (unsigned long long)r->stored,
 				    (r->flags & FM_REGISTER_ADOPTED) ? "true" : "false");
 			}
+			/* shared regions: listed by their owner, with how many processes map them */
+			bool rfirst = !c->regions;
+			for (unsigned i = 0; i < c->nshared; i++) {
+				struct fm_region *r = c->shared[i];
+				char id[33];
+				shared_lock(r);
+				if (r->owner == c) {
+					hex_id(id, r->id);
+					put(&o, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":false,\"shared\":true,\"processes\":%u}",
+					    rfirst ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
+					    (unsigned long long)r->resident, (unsigned long long)r->stored, r->nholders);
+					rfirst = false;
+				}
+				shared_unlock(r);
+			}
 			put(&o, "]}");
 		} else {
 			put(&o, "%8d %6d %-16.16s %7llu %10llu %10llu %10llu %10llu %10llu %9.1f %9.1f\n", (int)c->pid,
