@@ -20,6 +20,7 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -858,7 +859,22 @@ static void fork_child(void)
 	fm_start_watcher();
 }
 
+/* Our child handler must run before any other library's: theirs may touch
+ * memory in regions (jemalloc's re-initialises its arenas' locks), which the
+ * child has only once ours has mapped the clones. Child handlers run in the
+ * order they were registered, so the preload library registers ours through
+ * here as soon as anybody registers anything (fm_atfork_first), and the
+ * constructor only if nobody did before. */
+static atomic_flag atfork_done = ATOMIC_FLAG_INIT;
+
+void fm_atfork_first(int (*reg)(void (*)(void), void (*)(void), void (*)(void), void *), void *dso)
+{
+	if (!atomic_flag_test_and_set(&atfork_done))
+		reg(fork_prepare, fork_parent, fork_child, dso);
+}
+
 __attribute__((constructor)) static void client_init(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (!atomic_flag_test_and_set(&atfork_done))
+		pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -19,6 +19,9 @@ int fm_unmap(void *addr, size_t len);
 /* Is [addr, addr+len) inside a shared region (FM_MAP_SHARED)? */
 int fm_owns_shared(const void *addr, size_t len);
 void fm_start_watcher(void);
+/* Register libfluidmem's fork handlers with reg (glibc's __register_atfork),
+ * once, ahead of whatever is being registered now. */
+void fm_atfork_first(int (*reg)(void (*)(void), void (*)(void), void (*)(void), void *), void *dso);
 /* Set by the preload library: it starts the watcher thread itself, from its
  * constructor, because creating a thread inside malloc would recurse. */
 extern int fm_in_preload;

@@ -56,6 +56,22 @@ static struct {
 	pthread_t init_thread;
 } P = { .threshold = 1ul << 20 };
 
+/* pthread_atfork() of other libraries (compiled into them from
+ * libc_nonshared) calls this: libfluidmem's handlers go in first, so its
+ * child handler runs before theirs (client.c, fm_atfork_first). */
+extern void *__dso_handle;
+EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)
+{
+	static int (*real)(void (*)(void), void (*)(void), void (*)(void), void *);
+	if (!real)
+		real = (int (*)(void (*)(void), void (*)(void), void (*)(void), void *))dlvsym(
+			RTLD_NEXT, "__register_atfork", "GLIBC_2.3.2");
+	if (!real)
+		return ENOMEM;
+	fm_atfork_first(real, &__dso_handle);
+	return real(prepare, parent, child, dso);
+}
+
 static void die(const char *what)
 {
 	char msg[512];
