@@ -5,7 +5,10 @@
  * userfaultfd (MISSING | WP) and handed to the monitor with the uffd, which
  * then serves every fault in it. The process keeps its own references to the
  * memfds and the uffd: if the monitor dies, faulting threads wait instead of
- * reading zero pages, and the watcher thread stops the process with a message.
+ * reading zero pages. With a monitor that keeps its state (remote store) the
+ * watcher thread re-attaches to the restarted monitor (reattach()), which
+ * then answers the waiting faults; otherwise it stops the process with a
+ * message.
  *
  * Nothing here calls malloc (the preload library calls in from malloc), and
  * mappings are made with raw syscalls so the preload's mmap wrappers do not
@@ -30,7 +33,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
 
 #include "fluidmem/fluidmem.h"
 #include "client_internal.h"
@@ -52,13 +58,29 @@ struct cregion {
 	ino_t ino;
 	uint64_t id[2];
 	bool shared;    /* FM_MAP_SHARED: fork children map it too */
+	/* for FM_MSG_ATTACH to a restarted monitor */
+	uint64_t base_off, npages; /* the memfd range the region covers, as the monitor has it */
+	uint32_t flags;            /* FM_REGISTER_* */
+	unsigned char secret[FM_REGION_SECRET]; /* its pages' key in the store: only here */
+};
+
+/* A recursive lock usable from the watcher, which is no pthread on x86-64
+ * (see spawn_watcher): owner is a kernel thread id, waiters sleep on a futex. */
+struct rlock {
+	atomic_int owner;
+	int depth;
+	atomic_int waiters;
 };
 
 static struct {
-	pthread_mutex_t lock;
+	struct rlock lock;
 	int state;                 /* 0 untried, 1 connected, -errno failed */
-	int sock, uffd, pidfd;
-	ino_t sock_ino;
+	_Atomic int sock;
+	int uffd, pidfd;
+	_Atomic ino_t sock_ino;
+	atomic_uint gen;           /* bumped by every re-attach */
+	bool persist;              /* the monitor keeps state: re-attach when it restarts */
+	unsigned reattach_secs;    /* how long to wait for it ($FLUIDMEM_REATTACH_SECONDS) */
 	struct cregion r[MAX_REGIONS];
 	int n;
 	bool watcher_started;
@@ -75,9 +97,67 @@ static struct {
 	int snap_nfds;             /* fds received (to close) */
 	int snap_err;
 } G = {
-	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
 	.sock = -1, .uffd = -1, .pidfd = -1,
 };
+
+/* System calls the watcher may make: raw on x86-64 (no errno, no TLS),
+ * through libc elsewhere, where the watcher is a pthread. -errno on failure. */
+#if defined(__x86_64__)
+static long sys3(long n, long a, long b, long c)
+{
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return r;
+}
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+#else
+static long sys3(long n, long a, long b, long c)
+{
+	long r = syscall(n, a, b, c);
+	return r < 0 ? -errno : r;
+}
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	long r = syscall(n, a, b, c, d, e, f);
+	return r < 0 ? -errno : r;
+}
+#endif
+
+static void rl_lock(struct rlock *l)
+{
+	int me = (int)sys3(SYS_gettid, 0, 0, 0);
+	if (atomic_load(&l->owner) == me) {
+		l->depth++;
+		return;
+	}
+	for (;;) {
+		int free_ = 0;
+		if (atomic_compare_exchange_strong(&l->owner, &free_, me))
+			break;
+		atomic_fetch_add(&l->waiters, 1);
+		sys6(SYS_futex, (long)&l->owner, FUTEX_WAIT_PRIVATE, free_, 0, 0, 0);
+		atomic_fetch_sub(&l->waiters, 1);
+	}
+	l->depth = 1;
+}
+
+static void rl_unlock(struct rlock *l)
+{
+	if (--l->depth)
+		return;
+	atomic_store(&l->owner, 0);
+	if (atomic_load(&l->waiters))
+		sys6(SYS_futex, (long)&l->owner, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
 
 int fm_in_preload;
 
@@ -102,27 +182,46 @@ const char *fm_last_error(void)
 	return G.err;
 }
 
-/* One request and its reply on the monitor connection. */
+static void reattach(unsigned gen);
+
+static bool conn_lost(int rc)
+{
+	return rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN || rc == -ECONNREFUSED;
+}
+
+/* One request and its reply on the monitor connection. Caller holds G.lock.
+ * A connection lost on the way, to a monitor that keeps state, is taken back
+ * (reattach) and the request sent again to the restarted monitor. */
 static int call(uint16_t type, const void *p, uint32_t len, const int *fds, int nfds, void *rep,
 		uint32_t cap, int *rfds, int *nrfds)
 {
-	int rc = fm_send(G.sock, type, 0, p, len, fds, nfds);
-	if (rc < 0)
-		return rc;
-	struct fm_msg_hdr h;
-	char buf[sizeof(struct fm_snapshot_reply)];
-	int none = 0;
-	rc = fm_recv(G.sock, &h, buf, sizeof(buf), rfds, nrfds ? nrfds : &none);
-	if (rc < 0)
-		return rc;
-	if (h.status < 0) {
-		if (h.len)
-			set_err(buf[h.len - 1] == 0 ? buf : "monitor refused the request");
-		return h.status;
+	int want = nrfds ? *nrfds : 0;
+	for (int tries = 0;; tries++) {
+		int sock = G.sock;
+		unsigned gen = atomic_load(&G.gen);
+		struct fm_msg_hdr h;
+		char buf[sizeof(struct fm_snapshot_reply)];
+		int none = 0;
+		if (nrfds)
+			*nrfds = want;
+		int rc = fm_send(sock, type, 0, p, len, fds, nfds);
+		if (rc == 0)
+			rc = fm_recv(sock, &h, buf, sizeof(buf), rfds, nrfds ? nrfds : &none);
+		if (rc < 0 && conn_lost(rc) && G.persist && tries < 3) {
+			reattach(gen);
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		if (h.status < 0) {
+			if (h.len)
+				set_err(buf[h.len - 1] == 0 ? buf : "monitor refused the request");
+			return h.status;
+		}
+		if (rep)
+			memcpy(rep, buf, h.len < cap ? h.len : cap);
+		return 0;
 	}
-	if (rep)
-		memcpy(rep, buf, h.len < cap ? h.len : cap);
-	return 0;
 }
 
 static int open_uffd(void)
@@ -185,11 +284,14 @@ static void read_settings(void)
 		snprintf(G.hello.tag, sizeof(G.hello.tag), "%s", tag);
 	if (lim && fm_parse_size(lim, &G.hello.local_limit) < 0)
 		G.hello.local_limit = 0;
+	const char *wait = getenv("FLUIDMEM_REATTACH_SECONDS");
+	G.reattach_secs = wait && *wait ? (unsigned)strtoul(wait, NULL, 10) : 60;
 }
 
 static int connect_monitor(void)
 {
 	read_settings();
+	G.persist = false; /* until this monitor says it keeps state */
 	int s = fm_connect_unix(G.sock_path);
 	if (s < 0) {
 		snprintf(G.err, sizeof(G.err), "cannot reach fluidmemd at %.90s: %s", G.sock_path, strerror(-s));
@@ -209,7 +311,8 @@ static int connect_monitor(void)
 	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 	G.sock = s;
 	int fds[2] = { uffd, pidfd };
-	int rc = call(FM_MSG_HELLO, &G.hello, sizeof(G.hello), fds, 2, NULL, 0, NULL, NULL);
+	struct fm_hello_reply hr = { 0 };
+	int rc = call(FM_MSG_HELLO, &G.hello, sizeof(G.hello), fds, 2, &hr, sizeof(hr), NULL, NULL);
 	if (rc < 0) {
 		if (!G.err[0])
 			snprintf(G.err, sizeof(G.err), "fluidmemd refused the connection: %s", strerror(-rc));
@@ -224,18 +327,19 @@ static int connect_monitor(void)
 	G.sock_ino = sb.st_ino;
 	G.uffd = uffd;
 	G.pidfd = pidfd;
+	G.persist = hr.flags & FM_HELLO_REPLY_PERSIST;
 	return 0;
 }
 
 int fm_init(void)
 {
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	if (G.state == 0) {
 		int rc = connect_monitor();
 		G.state = rc < 0 ? rc : 1;
 	}
 	int st = G.state;
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return st < 0 ? st : 0;
 }
 
@@ -280,7 +384,10 @@ static int add_region(uintptr_t addr, size_t len, int memfd, off_t offset, size_
 				       .memfd = owned ? memfd : -1, .adopted_fd = owned ? -1 : memfd,
 				       .dev = sb.st_dev, .ino = sb.st_ino,
 				       .id = { rep.region[0], rep.region[1] },
-				       .shared = (flags & FM_REGISTER_SHARED) != 0 };
+				       .shared = (flags & FM_REGISTER_SHARED) != 0,
+				       .base_off = (uint64_t)offset, .npages = len / PAGE_SZ, .flags = flags };
+	memcpy(G.r[G.n - 1].secret, rep.secret, sizeof(rep.secret));
+	explicit_bzero(rep.secret, sizeof(rep.secret));
 	return 0;
 }
 
@@ -299,7 +406,7 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 		errno = -rc;
 		return NULL;
 	}
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	void *p = NULL;
 	int fd = memfd_create("fluidmem", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
@@ -333,7 +440,7 @@ void *fm_map(void *addr, size_t len, int prot, int flags)
 out:
 	if (rc < 0 && fd >= 0)
 		close(fd);
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	if (!p)
 		errno = -rc;
 	return p;
@@ -352,9 +459,9 @@ int fm_adopt(void *addr, size_t len, int fd, off_t offset)
 		return rc;
 	if (fstat(fd, &sb) < 0)
 		return -errno;
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	rc = add_region((uintptr_t)addr, len, fd, offset, (size_t)sb.st_size, FM_REGISTER_ADOPTED, false);
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return rc;
 }
 
@@ -370,9 +477,9 @@ int fm_owns(const void *addr, size_t len)
 {
 	if (G.n == 0)
 		return 0;
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	int yes = find((uintptr_t)addr, len ? len : 1) != NULL;
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return yes;
 }
 
@@ -380,10 +487,10 @@ int fm_owns_shared(const void *addr, size_t len)
 {
 	if (G.n == 0)
 		return 0;
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	struct cregion *r = find((uintptr_t)addr, len ? len : 1);
 	int yes = r && r->shared;
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return yes;
 }
 
@@ -406,7 +513,7 @@ static int grow_memfd_locked(struct cregion *r, size_t new_len)
 
 int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
 {
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	struct cregion *r = find((uintptr_t)addr, old_len);
 	int rc = -ENOENT;
 	if (!r || r->addr != (uintptr_t)addr) {
@@ -416,7 +523,7 @@ int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
 		struct fm_grow g = { .region = { r->id[0], r->id[1] }, .new_len = r->size };
 		rc = call(FM_MSG_GROW, &g, sizeof(g), NULL, 0, NULL, 0, NULL, NULL);
 	}
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return rc;
 }
 
@@ -433,7 +540,7 @@ void *fm_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_
 	uintptr_t to = (flags & MREMAP_FIXED) ? (uintptr_t)new_addr : 0;
 	void *p = MAP_FAILED;
 	int err = 0;
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	struct cregion *r = G.n && olen ? find(a, olen) : NULL;
 	if (!r) {
 		/* Not a region; MREMAP_FIXED still replaces whatever is at the target. */
@@ -481,7 +588,7 @@ void *fm_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_
 		r->len -= olen - nlen;
 	}
 out:
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	if (p == MAP_FAILED)
 		errno = err;
 	return p;
@@ -492,13 +599,13 @@ out:
 void *fm_mmap_fixed(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	uintptr_t a = (uintptr_t)addr, e = a + ((len + PAGE_SZ - 1) & ~(PAGE_SZ - 1));
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	bool ours = G.n && release_locked(a, e);
 	void *p = fm_sys_mmap(addr, len, prot, flags, fd, off);
 	int err = errno;
 	if (p != MAP_FAILED && ours)
 		forget_locked(a, e, NULL);
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	errno = err;
 	return p;
 }
@@ -514,7 +621,7 @@ void *fm_adopted_range(int fd, off_t off, size_t len)
 	void *out = NULL;
 	if (G.n == 0 || fstat(fd, &sb) < 0)
 		return NULL;
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	for (int i = 0; i < G.n && !out; i++) {
 		struct cregion *r = &G.r[i];
 		if (r->adopted_fd < 0 || r->dev != sb.st_dev || r->ino != sb.st_ino)
@@ -522,7 +629,7 @@ void *fm_adopted_range(int fd, off_t off, size_t len)
 		if (off >= r->offset && (size_t)(off - r->offset) + len <= r->len)
 			out = (void *)(r->addr + (uintptr_t)(off - r->offset));
 	}
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return out;
 }
 
@@ -552,9 +659,9 @@ static void forget_locked(uintptr_t a, uintptr_t e, const struct cregion *keep)
 
 void fm_forget(void *addr, size_t len)
 {
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	forget_locked((uintptr_t)addr, (uintptr_t)addr + len, NULL);
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 }
 
 /* The regions in [a, e): the monitor forgets them (FM_MSG_UNMAP, answered)
@@ -588,12 +695,12 @@ static bool release_locked(uintptr_t a, uintptr_t e)
 int fm_unmap(void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr, e = a + ((len + PAGE_SZ - 1) & ~(PAGE_SZ - 1));
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	bool ours = G.n && release_locked(a, e);
 	int rc = fm_sys_munmap(addr, len) < 0 ? -errno : 0;
 	if (rc == 0 && ours)
 		forget_locked(a, e, NULL);
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	return rc;
 }
 
@@ -603,44 +710,259 @@ int fm_free(void *addr, size_t len)
 }
 
 /* The watcher: the monitor's connection closing means our pages in its store
- * are out of reach. Faulting threads would wait forever; stop loudly instead.
+ * are out of reach until a monitor takes them back. With a monitor that keeps
+ * state (remote store) it waits for a restarted one and re-attaches
+ * (reattach()); faulting threads wait meanwhile, the uffd being ours. With
+ * one that keeps none (local store) the pages are gone: stop loudly.
  *
  * On x86-64 it is a bare clone() thread, not a pthread: glibc does not know
  * it, so setuid/setgid in the program (su, sudo, setpriv, daemons dropping
  * privileges) is not broadcast to it (a pthread without the program's
  * keep-caps would fail the broadcast and glibc aborts), and it allocates
  * nothing. Without glibc's thread setup it must not touch TLS (errno):
- * every call it makes is a raw system call. */
+ * every call it makes, reattach() included, is a raw system call. */
 static const char gone_msg[] = "fluidmem: the monitor (fluidmemd) went away; this process's "
 			       "memory in its store is unreachable. Stopping.\n";
 
-#if defined(__x86_64__)
-static long raw3(long n, long a, long b, long c)
+static void say(const char *m)
 {
-	long r;
-	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-	return r;
+	sys3(SYS_write, 2, (long)m, (long)strlen(m));
 }
 
-static int watcher(void *arg)
+static __attribute__((noreturn)) void stop_now(const char *why, const char *detail)
 {
-	int sock = (int)(intptr_t)arg;
-	for (;;) {
-		struct pollfd p = { .fd = sock, .events = POLLRDHUP };
-		long n = raw3(SYS_poll, (long)&p, 1, -1);
+	if (!why) {
+		say(gone_msg);
+	} else {
+		say("fluidmem: the monitor (fluidmemd) went away and no monitor took this process back (");
+		say(why);
+		say(detail);
+		say("); its memory in the store is unreachable. Stopping.\n");
+	}
+	for (;;)
+		sys3(SYS_exit_group, 70, 0, 0);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts = { 0, 0 };
+	sys3(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	sys3(SYS_nanosleep, (long)&ts, 0, 0);
+}
+
+static int raw_send(int s, uint16_t type, const void *p, uint32_t len, const int *fds, int nfds)
+{
+	struct fm_msg_hdr h = { FM_PROTO_MAGIC, FM_PROTO_VERSION, type, len, 0 };
+	char buf[sizeof(h) + sizeof(struct fm_attach)];
+	union {
+		char b[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} u;
+	if (len > sizeof(buf) - sizeof(h) || nfds > 2)
+		return -EINVAL;
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
+	size_t total = sizeof(h) + len, off = 0;
+	struct iovec iov = { buf, total };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds) {
+		memset(&u, 0, sizeof(u));
+		m.msg_control = u.b;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	while (off < total) {
+		long n = sys3(SYS_sendmsg, s, (long)&m, MSG_NOSIGNAL);
 		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return (int)n;
+		off += (size_t)n;
+		iov.iov_base = buf + off;
+		iov.iov_len = total - off;
+		m.msg_control = NULL; /* fds go with the first byte only */
+		m.msg_controllen = 0;
+	}
+	return 0;
+}
+
+static int raw_read(int s, void *b, size_t n)
+{
+	char *p = b;
+	while (n) {
+		struct pollfd pf = { .fd = s, .events = POLLIN };
+		long r = sys3(SYS_poll, (long)&pf, 1, 10000);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			return r ? (int)r : -ETIMEDOUT;
+		r = sys3(SYS_read, s, (long)p, (long)n);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r <= 0)
+			return r ? (int)r : -ECONNRESET;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* One request on the new connection. Returns -errno when the connection
+ * failed, else 0 with the monitor's answer in *status (its reason in why). */
+static int raw_call(int s, uint16_t type, const void *p, uint32_t len, const int *fds, int nfds,
+		    void *rep, uint32_t cap, int *status, char *why, size_t whylen)
+{
+	struct fm_msg_hdr h;
+	char buf[512];
+	int rc = raw_send(s, type, p, len, fds, nfds);
+	if (!rc)
+		rc = raw_read(s, &h, sizeof(h));
+	if (!rc && (h.magic != FM_PROTO_MAGIC || h.len > sizeof(buf)))
+		rc = -EPROTO;
+	if (!rc && h.len)
+		rc = raw_read(s, buf, h.len);
+	if (rc)
+		return rc;
+	*status = h.status;
+	if (h.status < 0 && h.len && buf[h.len - 1] == 0) {
+		size_t k = strlen(buf) < whylen - 1 ? strlen(buf) : whylen - 1;
+		memcpy(why, buf, k);
+		why[k] = 0;
+	}
+	if (rep)
+		memcpy(rep, buf, h.len < cap ? h.len : cap);
+	return 0;
+}
+
+/* HELLO (re-attaching), one ATTACH per region, ATTACH_DONE. -errno: the
+ * connection failed (try again); 1: the monitor refused (reason in why). */
+static int attach_all(int s, char *why, size_t whylen)
+{
+	struct fm_hello hello = G.hello;
+	struct fm_hello_reply hr = { 0 };
+	int fds[2] = { G.uffd, G.pidfd }, st = 0;
+	hello.flags |= FM_HELLO_REATTACH;
+	int rc = raw_call(s, FM_MSG_HELLO, &hello, sizeof(hello), fds, 2, &hr, sizeof(hr), &st, why, whylen);
+	if (rc || st < 0)
+		return rc ? rc : 1;
+	if (!(hr.flags & FM_HELLO_REPLY_PERSIST)) {
+		memcpy(why, "the new monitor keeps no state (local store)", 45);
+		return 1;
+	}
+	for (int i = 0; i < G.n; i++) {
+		struct cregion *r = &G.r[i];
+		int fd = r->memfd;
+		if (fd < 0) { /* adopted: the program's memfd, if it still has it */
+			struct stat sb;
+			fd = r->adopted_fd;
+			if (sys3(SYS_fstat, fd, (long)&sb, 0) < 0 || sb.st_dev != r->dev || sb.st_ino != r->ino) {
+				memcpy(why, "the program closed an adopted memfd", 36);
+				return 1;
+			}
+		}
+		/* a memfd of ours grew with its mremaps: the monitor's view did too */
+		uint64_t npages = r->memfd >= 0 && r->size / PAGE_SZ > r->npages ? r->size / PAGE_SZ : r->npages;
+		struct fm_attach a = { .region = { r->id[0], r->id[1] }, .base_off = r->base_off,
+				       .npages = npages, .addr = r->addr, .len = r->len,
+				       .map_page = ((uint64_t)r->offset - r->base_off) / PAGE_SZ, .flags = r->flags };
+		memcpy(a.secret, r->secret, sizeof(a.secret));
+		rc = raw_call(s, FM_MSG_ATTACH, &a, sizeof(a), &fd, 1, NULL, 0, &st, why, whylen);
+		explicit_bzero(a.secret, sizeof(a.secret));
+		if (rc || st < 0)
+			return rc ? rc : 1;
+	}
+	rc = raw_call(s, FM_MSG_ATTACH_DONE, NULL, 0, NULL, 0, NULL, 0, &st, why, whylen);
+	return rc ? rc : st < 0 ? 1 : 0;
+}
+
+/* The connection of generation gen was lost. Caller holds G.lock. Wait up
+ * to reattach_secs for a monitor on the same socket to take every region
+ * back; stop the process when none does. Only raw system calls: the
+ * watcher runs it too. */
+static void reattach(unsigned gen)
+{
+	if (atomic_load(&G.gen) != gen)
+		return; /* another thread did it */
+	if (!G.persist)
+		stop_now(NULL, NULL);
+	say("fluidmem: the monitor (fluidmemd) went away; waiting for it to come back\n");
+	sys3(SYS_close, G.sock, 0, 0);
+	uint64_t deadline = now_ms() + (uint64_t)G.reattach_secs * 1000;
+	char why[160];
+	for (;;) {
+		if (now_ms() >= deadline)
+			stop_now("none came back within $FLUIDMEM_REATTACH_SECONDS", "");
+		why[0] = 0;
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		memcpy(a.sun_path, G.sock_path, sizeof(a.sun_path) < sizeof(G.sock_path) ? sizeof(a.sun_path) :
+										  sizeof(G.sock_path));
+		int s = (int)sys3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0 || sys3(SYS_connect, s, (long)&a, sizeof(a)) < 0) {
+			if (s >= 0)
+				sys3(SYS_close, s, 0, 0);
+			nap_ms(100);
+			continue;
+		}
+		int rc = attach_all(s, why, sizeof(why));
+		if (rc == 0) {
+			struct stat sb;
+			sys3(SYS_fstat, s, (long)&sb, 0);
+			G.sock_ino = sb.st_ino;
+			G.sock = s;
+			atomic_fetch_add(&G.gen, 1);
+			say("fluidmem: re-attached to the restarted monitor\n");
+			return;
+		}
+		sys3(SYS_close, s, 0, 0);
+		if (rc > 0)
+			stop_now("the new monitor refused it: ", why);
+		nap_ms(100);
+	}
+}
+
+static int watcher_loop(void)
+{
+	for (;;) {
+		unsigned gen = atomic_load(&G.gen);
+		int sock = G.sock;
+		struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+		long n = sys3(SYS_poll, (long)&p, 1, 1000);
+		if (n == -EINTR || n == 0 || atomic_load(&G.gen) != gen)
 			continue;
 		if (n < 0 || (p.revents & POLLNVAL))
 			break;
 		struct stat sb;
-		if (raw3(SYS_fstat, sock, (long)&sb, 0) < 0 || sb.st_ino != G.sock_ino)
+		if (sys3(SYS_fstat, sock, (long)&sb, 0) < 0 || sb.st_ino != G.sock_ino) {
+			if (atomic_load(&G.gen) != gen)
+				continue;
 			break; /* the program closed our socket and reused the number */
+		}
 		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
-			raw3(SYS_write, 2, (long)gone_msg, sizeof(gone_msg) - 1);
-			raw3(SYS_exit_group, 70, 0, 0);
+			rl_lock(&G.lock);
+			reattach(gen);
+			rl_unlock(&G.lock);
 		}
 	}
-	raw3(SYS_exit, 0, 0, 0);
+	return 0;
+}
+
+#if defined(__x86_64__)
+static int watcher(void *arg)
+{
+	(void)arg;
+	watcher_loop();
+	sys3(SYS_exit, 0, 0, 0);
 	return 0;
 }
 
@@ -655,7 +977,7 @@ static bool spawn_watcher(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int tid = clone(watcher, st + stack, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-				    CLONE_SYSVSEM, (void *)(intptr_t)G.sock);
+				    CLONE_SYSVSEM, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (tid < 0)
 		fm_sys_munmap(st, stack);
@@ -668,22 +990,8 @@ static void *watcher(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	for (;;) {
-		struct pollfd p = { .fd = G.sock, .events = POLLRDHUP };
-		int n = poll(&p, 1, -1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || (p.revents & POLLNVAL))
-			return NULL;
-		struct stat sb;
-		if (fstat(G.sock, &sb) < 0 || sb.st_ino != G.sock_ino)
-			return NULL;
-		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
-			if (write(2, gone_msg, sizeof(gone_msg) - 1) < 0) {
-			}
-			_exit(70);
-		}
-	}
+	watcher_loop();
+	return NULL;
 }
 
 static bool spawn_watcher(void)
@@ -701,17 +1009,17 @@ static bool spawn_watcher(void)
 
 void fm_start_watcher(void)
 {
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	if (G.state == 1 && !G.watcher_started)
 		G.watcher_started = spawn_watcher();
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 }
 
 /* ---- fork ---- */
 
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&G.lock);
+	rl_lock(&G.lock);
 	G.snap_nfds = 0;
 	G.snap_err = 0;
 	G.nsnap = 0;
@@ -755,7 +1063,7 @@ static void fork_parent(void)
 	for (int i = 0; i < G.snap_nfds; i++)
 		close(G.snap_fds[i]);
 	G.snap_nfds = 0;
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 }
 
 static void die_in_child(const char *why)
@@ -784,11 +1092,12 @@ static void fork_child(void)
 {
 	/* The lock was taken by the parent's thread, whose id this thread does
 	 * not have: a recursive mutex would refuse our unlock. Start afresh. */
-	pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-	memcpy(&G.lock, &fresh, sizeof(fresh));
-	pthread_mutex_lock(&G.lock);
+	atomic_store(&G.lock.owner, 0);
+	atomic_store(&G.lock.waiters, 0);
+	G.lock.depth = 0;
+	rl_lock(&G.lock);
 	if (G.state != 1) {
-		pthread_mutex_unlock(&G.lock);
+		rl_unlock(&G.lock);
 		return;
 	}
 	int nprivate = 0;
@@ -812,7 +1121,7 @@ static void fork_child(void)
 	G.watcher_started = false;
 	G.state = 0;
 	if (!nprivate && !G.n) {
-		pthread_mutex_unlock(&G.lock);
+		rl_unlock(&G.lock);
 		return;
 	}
 	if (nprivate && (G.snap_err || G.snap_nfds == 0))
@@ -852,10 +1161,12 @@ static void fork_child(void)
 		}
 		G.r[G.n++] = (struct cregion){ .addr = e->addr, .len = e->len, .size = (size_t)sb.st_size,
 					       .offset = (off_t)e->offset, .memfd = G.snap_fds[i], .adopted_fd = -1,
-					       .id = { e->clone[0], e->clone[1] } };
+					       .id = { e->clone[0], e->clone[1] },
+					       .base_off = 0, .npages = (uint64_t)sb.st_size / PAGE_SZ };
+		memcpy(G.r[G.n - 1].secret, e->secret, sizeof(e->secret));
 	}
 	G.snap_nfds = 0;
-	pthread_mutex_unlock(&G.lock);
+	rl_unlock(&G.lock);
 	fm_start_watcher();
 }
 

@@ -31,6 +31,8 @@ enum fm_msg_type {
 				 * process maps a shared region */
 	FM_MSG_MREMAP_BEGIN = 8, /* payload fm_mremap: the client is about to mremap a region */
 	FM_MSG_MREMAP_END = 9,  /* payload fm_mremap_end: what that mremap did (no reply) */
+	FM_MSG_ATTACH = 10,     /* after a monitor restart: fds memfd, payload fm_attach */
+	FM_MSG_ATTACH_DONE = 11, /* every region is back: the monitor starts reading the uffd */
 	/* control connection */
 	FM_MSG_STATUS = 16,     /* payload fm_status_req, reply text */
 	FM_MSG_SET_BUDGET = 17, /* payload fm_set_budget */
@@ -55,11 +57,22 @@ struct fm_msg_hdr {
 #define FM_HELLO_WP_UNPOPULATED 1u /* write-protect reaches pages it has not mapped yet:
 				    * the monitor may fill pages behind its back (prefetch) */
 #define FM_HELLO_POISON 2u
+#define FM_HELLO_REATTACH 4u        /* the client comes back to a restarted monitor: no uffd
+				     * message is read before FM_MSG_ATTACH_DONE */
 
 struct fm_hello {
 	uint64_t local_limit;    /* bytes resident for this tag, 0 = only the global budget */
 	char tag[FM_TAG_MAX];    /* groups the processes of one `fluidmem run` for stats and limits */
 	uint32_t flags;          /* FM_HELLO_* */
+	uint32_t pad;
+};
+
+/* Reply of HELLO. FM_HELLO_REPLY_PERSIST: the monitor keeps what a restarted
+ * monitor needs (remote store, state directory): if the connection closes,
+ * re-attach instead of stopping. */
+#define FM_HELLO_REPLY_PERSIST 1u
+struct fm_hello_reply {
+	uint32_t flags;
 	uint32_t pad;
 };
 
@@ -74,8 +87,12 @@ struct fm_register {
 	uint32_t flags;
 	uint32_t pad;
 };
+/* The region's id and its encryption key (store sealing): the client keeps
+ * both in memory, only to hand them back on FM_MSG_ATTACH. */
+#define FM_REGION_SECRET 32
 struct fm_register_reply {
 	uint64_t region[2];
+	unsigned char secret[FM_REGION_SECRET];
 };
 
 struct fm_grow {
@@ -93,6 +110,7 @@ struct fm_grow {
 struct fm_snapshot_entry {
 	uint64_t clone[2];
 	uint64_t addr, len, offset;
+	unsigned char secret[FM_REGION_SECRET];
 };
 struct fm_snapshot_reply {
 	uint32_t count;          /* entries in this part */
@@ -139,6 +157,19 @@ struct fm_adopt {
 struct fm_join {
 	uint64_t region[2];
 	uint64_t addr, len, offset;
+};
+
+/* A region back to a restarted monitor: its memfd (fds), id and key, the
+ * part of the memfd the region covers (base_off, npages: as registered, or
+ * grown) and where the client maps it (addr, len; map_page: region page at
+ * addr). The monitor rebuilds page states from the memfd and its state file. */
+struct fm_attach {
+	uint64_t region[2];
+	unsigned char secret[FM_REGION_SECRET];
+	uint64_t base_off, npages;
+	uint64_t addr, len, map_page;
+	uint32_t flags;          /* FM_REGISTER_* */
+	uint32_t pad;
 };
 
 #define FM_STATUS_JSON 1u

@@ -90,7 +90,7 @@ static struct fm_tag *tag_get(const char *name, uint64_t limit_pages, uid_t uid)
 }
 
 static int do_register(struct fm_client *c, const struct fm_register *rq, int memfd,
-		       uint64_t id_out[2], const char **why)
+		       struct fm_register_reply *out, const char **why)
 {
 	struct stat sb;
 	int64_t size = -1; /* not a memfd */
@@ -124,12 +124,16 @@ static int do_register(struct fm_client *c, const struct fm_register *rq, int me
 	if (r->shared) {
 		shared_publish(r);
 	} else {
+		if ((err = persist_create(r, c->uid)) < 0)
+			fm_log("pid %d: no state file for a region (%s): a monitor restart cannot take it back",
+			       (int)c->pid, strerror(-err));
 		r->next = c->regions;
 		c->regions = r;
 	}
 	c->st.regions++;
-	id_out[0] = r->id[0];
-	id_out[1] = r->id[1];
+	out->region[0] = r->id[0];
+	out->region[1] = r->id[1];
+	memcpy(out->secret, r->secret, sizeof(out->secret));
 	fm_debug("pid %d: region %016llx at %#llx, %llu MiB", (int)c->pid, (unsigned long long)r->id[0],
 		 (unsigned long long)rq->addr, (unsigned long long)(rq->len >> 20));
 	return 0;
@@ -232,11 +236,19 @@ static void do_snapshot(struct fm_client *c)
 		if (!cl) {
 			if (!(cl = clone_region(m->region, st)))
 				goto fail;
+			/* Store copies shared copy-on-write (share.c) live under ids
+			 * and versions a state file does not hold: neither side can
+			 * be re-attached after a monitor restart. */
+			if (m->region->nbacks)
+				persist_noattach(m->region);
+			if (!cl->nbacks && persist_create(cl, c->uid) < 0)
+				fm_log("pid %d: no state file for a fork snapshot", (int)c->pid);
 			origs[nclones] = m->region;
 			clones[nclones++] = cl;
 		}
 		e[ne] = (struct fm_snapshot_entry){ .clone = { cl->id[0], cl->id[1] }, .addr = m->start,
 						    .len = m->len, .offset = m->page * PAGE };
+		memcpy(e[ne].secret, cl->secret, sizeof(e[ne].secret));
 		fds[ne++] = cl->memfd;
 	}
 	uint64_t now = fm_now_ns();
@@ -260,6 +272,8 @@ static void do_snapshot(struct fm_client *c)
 			break; /* the client is gone: its snapshots expire unadopted */
 		sent += rep.count;
 	} while (sent < ne);
+	explicit_bzero(&rep, sizeof(rep));
+	explicit_bzero(e, ne * sizeof(*e));
 	free(clones);
 	free(origs);
 	free(e);
@@ -325,6 +339,89 @@ static int do_adopt(struct fm_client *c, const struct fm_adopt *a, struct fm_reg
 	return map_add(c, a->addr, a->len, r, a->offset / PAGE);
 }
 
+/* A region back from a monitor that died: the client's memfd, id and key;
+ * page states come from the memfd and the region's state file (persist.c). */
+static int do_attach(struct fm_client *c, const struct fm_attach *a, int memfd, const char **why)
+{
+	struct stat sb;
+	int64_t size = -1;
+	if (!D.persist) {
+		*why = "this monitor keeps no state (local store): nothing to re-attach";
+		return -EOPNOTSUPP;
+	}
+	if (!c->attaching) {
+		*why = "ATTACH only before ATTACH_DONE of a re-attaching client";
+		return -EINVAL;
+	}
+	if (fstat(memfd, &sb) == 0 && S_ISREG(sb.st_mode) && fcntl(memfd, F_GET_SEALS) >= 0)
+		size = (int64_t)sb.st_size;
+	int rc = proto_check_attach(a, size, why);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&D.lock);
+	bool dup = false;
+	for (struct fm_client *o = D.clients; o && !dup; o = o->next)
+		if (o != c)
+			for (struct fm_region *r = o->regions; r && !dup; r = r->next)
+				dup = r->id[0] == a->region[0] && r->id[1] == a->region[1];
+	pthread_mutex_unlock(&D.lock);
+	if (dup || region_find(c, a->region)) {
+		*why = "the region is attached already";
+		return -EEXIST;
+	}
+	int err = 0;
+	struct fm_region *r = region_new(c, memfd, a->base_off, a->npages * PAGE, a->flags, &err);
+	if (!r) {
+		*why = "cannot map the region";
+		return err;
+	}
+	memcpy(r->id, a->region, sizeof(r->id));
+	memcpy(r->sid, a->region, sizeof(r->sid)); /* never forked: writes under its id */
+	memcpy(r->secret, a->secret, sizeof(r->secret));
+	if ((err = map_add(c, a->addr, a->len, r, a->map_page)) < 0) {
+		*why = "range overlaps a registered region";
+		r->memfd = -1;
+		region_free(r, NULL);
+		return err;
+	}
+	r->next = c->regions;
+	c->regions = r;
+	c->st.regions++;
+	if ((err = persist_attach(c, r, why)) < 0) {
+		/* unlink it again without touching its memfd, store data or file */
+		c->regions = r->next;
+		map_remove_range(c, a->addr, a->addr + a->len);
+		account_resident(c, -(int64_t)r->resident);
+		for (uint64_t i = 0; i < r->nchunks; i++)
+			free(r->chunks[i]);
+		memset(r->chunks, 0, r->nchunks * sizeof(*r->chunks));
+		r->resident = 0;
+		persist_forget(r);
+		r->memfd = -1;
+		region_free(r, NULL);
+		return err;
+	}
+	fm_info("pid %d: region %016llx re-attached: %llu resident, %llu stored page(s)", (int)c->pid,
+		(unsigned long long)r->id[0], (unsigned long long)r->resident, (unsigned long long)r->stored);
+	return 0;
+}
+
+/* Every region is back: lift write-protections a dead monitor's eviction
+ * left behind and wake every thread that faulted meanwhile (the old monitor
+ * may have read its fault and died before answering); each faults again and
+ * is served from the rebuilt states. */
+static void attach_done(struct fm_client *c)
+{
+	c->attaching = false;
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct uffdio_writeprotect wp = { .range = { c->maps[i].start, c->maps[i].len }, .mode = 0 };
+		ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp);
+		struct uffdio_range r = { c->maps[i].start, c->maps[i].len };
+		ioctl(c->uffd, UFFDIO_WAKE, &r);
+	}
+	fm_info("pid %d re-attached with %llu region(s)", (int)c->pid, (unsigned long long)c->st.regions);
+}
+
 /* One request on a client connection. Returns <0 to drop the client. */
 static int client_request(struct fm_client *c)
 {
@@ -336,6 +433,7 @@ static int client_request(struct fm_client *c)
 		struct fm_unmap unmap;
 		struct fm_mremap mremap;
 		struct fm_mremap_end mremap_end;
+		struct fm_attach attach;
 		char raw[256];
 	} u;
 	struct fm_msg_hdr h;
@@ -347,10 +445,10 @@ static int client_request(struct fm_client *c)
 		return rc;
 	}
 	const char *why = "";
-	uint64_t id[2];
 	struct fm_region *taken = NULL;
 	if (h.type == FM_MSG_ADOPT && h.len == sizeof(u.adopt))
 		taken = pending_take(u.adopt.clone);
+	struct fm_register_reply rr;
 	pthread_mutex_lock(&c->lock);
 	ev_sync(c);
 	switch (h.type) {
@@ -359,12 +457,36 @@ static int client_request(struct fm_client *c)
 			rc = -EINVAL;
 			why = "REGISTER takes one memfd and a struct fm_register";
 		} else {
-			rc = do_register(c, &u.reg, fds[0], id, &why);
+			rc = do_register(c, &u.reg, fds[0], &rr, &why);
 			if (rc == 0)
 				nfds = 0; /* the region owns the memfd now */
 		}
 		if (rc == 0)
-			reply(c->sock, 0, id, sizeof(struct fm_register_reply));
+			reply(c->sock, 0, &rr, sizeof(rr));
+		explicit_bzero(&rr, sizeof(rr));
+		break;
+	case FM_MSG_ATTACH:
+		if (h.len != sizeof(u.attach) || nfds != 1) {
+			rc = -EINVAL;
+			why = "ATTACH takes one memfd and a struct fm_attach";
+		} else {
+			rc = do_attach(c, &u.attach, fds[0], &why);
+			if (rc == 0)
+				nfds = 0;
+		}
+		explicit_bzero(&u.attach, sizeof(u.attach));
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
+		break;
+	case FM_MSG_ATTACH_DONE:
+		if (!c->attaching) {
+			rc = -EINVAL;
+			why = "not re-attaching";
+			break;
+		}
+		attach_done(c);
+		reply(c->sock, 0, NULL, 0);
+		rc = 0;
 		break;
 	case FM_MSG_GROW:
 		rc = h.len == sizeof(u.grow) ? do_grow(c, &u.grow, &why) : -EINVAL;
@@ -520,7 +642,7 @@ static void spin(struct fm_client *c)
 	if (!D.opt.poll_us)
 		return;
 	uint64_t until = fm_now_ns() + D.opt.poll_us * 1000ull;
-	while (!c->dead) {
+	while (!c->dead && !c->attaching) {
 		if (handle_uffd(c))
 			until = fm_now_ns() + D.opt.poll_us * 1000ull;
 		else if (fm_now_ns() >= until)
@@ -560,15 +682,24 @@ static void *helper_thread(void *arg)
 	return NULL;
 }
 
-static void *client_thread(void *arg)
+/* More threads reading the uffd (--fault-threads); for a re-attaching
+ * client only once its regions are back. */
+static void start_helpers(struct fm_client *c)
 {
-	struct fm_client *c = arg;
-	thread_setup(c, 0);
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 1; i < D.opt.fault_threads && c->nhelpers < FT_MAX - 1; i++)
 		if (pthread_create(&c->helpers[c->nhelpers], NULL, helper_thread, c) == 0)
 			c->nhelpers++;
 	pthread_mutex_unlock(&c->lock);
+}
+
+static void *client_thread(void *arg)
+{
+	struct fm_client *c = arg;
+	thread_setup(c, 0);
+	bool helpers = !c->attaching;
+	if (helpers)
+		start_helpers(c);
 	struct pollfd pfd[4] = {
 		{ .fd = c->uffd, .events = POLLIN },
 		{ .fd = c->sock, .events = POLLIN },
@@ -577,6 +708,7 @@ static void *client_thread(void *arg)
 	};
 	while (!c->dead) {
 		spin(c);
+		pfd[0].fd = c->attaching ? -1 : c->uffd;
 		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -594,6 +726,10 @@ static void *client_thread(void *arg)
 			fm_log("pid %d closed its fluidmem socket; serving its regions until it exits", (int)c->pid);
 			pfd[1].fd = -1;
 			remap_abort(c); /* an mremap's END cannot come any more */
+		}
+		if (!helpers && !c->attaching) {
+			helpers = true;
+			start_helpers(c);
 		}
 	}
 	c->dead = true;
@@ -647,6 +783,7 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->attaching = hello->flags & FM_HELLO_REATTACH;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->ev_lock, NULL);
@@ -664,7 +801,8 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	reply(sock, 0, NULL, 0);
+	struct fm_hello_reply hr = { .flags = D.persist ? FM_HELLO_REPLY_PERSIST : 0 };
+	reply(sock, 0, &hr, sizeof(hr));
 	int err = pthread_create(&c->thread, &attr, client_thread, c);
 	pthread_attr_destroy(&attr);
 	if (err) {

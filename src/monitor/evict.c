@@ -198,6 +198,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			continue;
 		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
 		++*page_version(r, v[i]);
+		persist_set(r, v[i], *page_version(r, v[i])); /* before the write */
 		io_own(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
 		nio++;
 	}
@@ -226,6 +227,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			if ((*s & PS_INSTORE) && copy_release(r, v[i], &stale[nstale]))
 				nstale++;
 			instore(c, s, false);
+			persist_set(r, v[i], 0); /* before the punch */
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_EMPTY);
 			cst->pages_zero_skipped++;
 		} else {

@@ -104,6 +104,9 @@ struct fm_region {
 	uint64_t nshare;
 	struct fm_share_slot { struct fm_backing *b; uint64_t pages; } *backs;
 	uint32_t nbacks;
+	char *pfile;           /* its state file, mapped (persist.c); NULL: none */
+	uint32_t *precs;       /* per page: version of the store's copy, 0 = none */
+	uint64_t pcap;         /* records in the file */
 	struct fm_region *next;
 	/* Shared regions (FM_REGISTER_SHARED): mapped by several clients (a
 	 * process and its fork children). They are on D.shared, not on any
@@ -199,6 +202,8 @@ struct fm_client {
 	unsigned nhelpers;
 	struct fm_region **shared; /* shared regions this client holds (joined, not left) */
 	unsigned nshared, capshared;
+	atomic_bool attaching;        /* re-attaching after a monitor restart: its uffd is not
+				* read before FM_MSG_ATTACH_DONE (all its regions back) */
 	struct fm_client *next;
 };
 
@@ -240,6 +245,7 @@ struct fm_options {
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
 	unsigned fault_threads; /* handler threads per client reading its uffd (1..FT_MAX) */
+	const char *state_dir; /* per-region state files, for re-attaching after a restart */
 };
 
 struct fm_daemon {
@@ -256,6 +262,8 @@ struct fm_daemon {
 	atomic_uint_fast64_t peak_resident;
 	struct fm_stats done;   /* counters of all clients that have exited */
 	uint64_t start_ns;
+	bool persist;           /* remote store: keep state files so a restart takes clients back */
+	atomic_bool keep_state; /* shutting down: leave regions' store data and state files */
 };
 
 extern struct fm_daemon D;
@@ -390,6 +398,20 @@ struct fm_share_counters {
 };
 void share_counters(struct fm_share_counters *out);
 void share_note_copied(uint64_t pages);
+/* persist.c */
+int persist_create(struct fm_region *r, uid_t uid);
+int persist_grow(struct fm_region *r, uint64_t npages);
+void persist_close(struct fm_region *r);
+void persist_forget(struct fm_region *r);
+void persist_noattach(struct fm_region *r);
+int persist_attach(struct fm_client *c, struct fm_region *r, const char **why);
+void persist_gc(void);
+/* Record the version of page p's store copy (0: none) where a restart finds it. */
+static inline void persist_set(struct fm_region *r, uint64_t p, uint32_t version)
+{
+	if (r->precs && p < r->pcap)
+		r->precs[p] = version;
+}
 
 /* tenant.c */
 int tenant_allow(const char *spec);

@@ -76,6 +76,9 @@ static void usage(FILE *f)
 		"                           can open the socket); root always may\n"
 		"      --reserve USER=SIZE  local memory USER keeps however hard other users\n"
 		"                           page; repeatable\n"
+		"      --state-dir DIR      remote stores: where per-region page maps are kept so\n"
+		"                           that a restarted fluidmemd takes running programs\n"
+		"                           back (default: state/ beside the socket)\n"
 		"      --store-cap USER=SIZE  most of USER's pages the store may hold; past it\n"
 		"                           pages stay local, and with the budget full too a new\n"
 		"                           page is a SIGBUS (out of memory); repeatable\n"
@@ -331,6 +334,8 @@ static void accept_one(int lsock)
 	pthread_attr_destroy(&a);
 }
 
+#define STATE_GC_NS 120000000000ull /* state files not taken back in 2 minutes go */
+
 /* Fork snapshots nobody adopted within a minute are dropped. */
 static void gc_pending(void)
 {
@@ -374,6 +379,7 @@ int main(int argc, char **argv)
 		{ "fault-threads", required_argument, NULL, 'T' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "store-cap", required_argument, NULL, 'C' },
+		{ "state-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -475,6 +481,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'D': D.opt.state_dir = optarg; break;
 		case 'C':
 			if (tenant_store_cap(optarg) < 0) {
 				fprintf(stderr, "fluidmemd: --store-cap '%s': want USER=SIZE, e.g. alice=8G\n", optarg);
@@ -505,7 +512,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fluidmemd: store %s: %s\n", D.opt.store_url, err);
 		return 1;
 	}
+	/* A remote store outlives us: keep what a restarted monitor needs to
+	 * take the clients back. The local store dies with us. */
+	D.persist = strcmp(probe->ops->scheme, "local") != 0;
 	fm_store_close(probe);
+	static char state_default[4096];
+	if (!D.opt.state_dir) {
+		snprintf(state_default, sizeof(state_default), "%s", D.opt.socket_path);
+		char *slash = strrchr(state_default, '/');
+		if (slash)
+			snprintf(slash + 1, sizeof(state_default) - (size_t)(slash + 1 - state_default), "state");
+		else
+			snprintf(state_default, sizeof(state_default), "state");
+		D.opt.state_dir = state_default;
+	}
+	if (D.persist && mkdir(D.opt.state_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "fluidmemd: --state-dir %s: %s\n", D.opt.state_dir, strerror(errno));
+		return 1;
+	}
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -539,6 +563,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)(budget >> 20), D.opt.store_url);
 
 	struct pollfd pfd[2] = { { .fd = lsock, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+	bool gc_done = false;
 	for (;;) {
 		int n = poll(pfd, 2, 5000);
 		if (n < 0 && errno != EINTR)
@@ -548,8 +573,17 @@ int main(int argc, char **argv)
 		if (pfd[0].revents & POLLIN)
 			accept_one(lsock);
 		gc_pending();
+		/* regions nobody took back after a restart: once, after the
+		 * clients' re-attach window (60 s by default) */
+		if (D.persist && !gc_done && fm_now_ns() - D.start_ns > STATE_GC_NS) {
+			gc_done = true;
+			persist_gc();
+		}
 	}
 	fm_info("shutting down");
+	/* Stopping with a remote store: leave each region's store data and
+	 * state file for the next monitor, which takes the clients back. */
+	atomic_store(&D.keep_state, D.persist);
 	metrics_stop();
 	close(lsock);
 	unlink(D.opt.socket_path);
@@ -573,5 +607,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&D.lock);
 	worker_release_current();
 	close(sfd);
+	if (D.persist)
+		rmdir(D.opt.state_dir); /* when empty */
 	return 0;
 }

@@ -118,6 +118,9 @@ int region_grow(struct fm_region *r, uint64_t new_len)
 	r->chunks = ch;
 	r->nchunks = nchunks;
 	r->npages = npages;
+	if (persist_grow(r, npages) < 0)
+		fm_log("region %016llx: cannot grow its state file; a restart will not take it back",
+		       (unsigned long long)r->id[0]);
 	return 0;
 }
 
@@ -141,6 +144,7 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 			continue;
 		}
 		uint8_t *s = &r->chunks[p / CHUNK_PAGES][p % CHUNK_PAGES];
+		persist_set(r, p, 0); /* before the punch below */
 		if ((*s & PS_STATE) == PS_RESIDENT) {
 			unresident++;
 			r->resident--;
@@ -168,7 +172,13 @@ void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first,
 void region_free(struct fm_region *r, struct fm_store *st)
 {
 	struct fm_client *c = r->owner;
-	region_drop_pages(c, r, 0, r->npages, st);
+	/* A monitor stopping for a restart leaves the memfd, the store's
+	 * copies and the state file to the next one. */
+	if (!atomic_load(&D.keep_state) || !r->pfile)
+		region_drop_pages(c, r, 0, r->npages, st);
+	else if (r->resident)
+		account_resident(c, -(int64_t)r->resident);
+	persist_close(r);
 	share_region_free(r);
 	for (uint64_t i = 0; i < r->nchunks; i++)
 		free(r->chunks[i]);

@@ -64,3 +64,25 @@ int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **wh
 		return -EINVAL;
 	return 0;
 }
+
+int proto_check_attach(const struct fm_attach *a, int64_t memfd_size, const char **why)
+{
+	*why = "region address, length, offset and pages must be page multiples, the map inside the region";
+	if (!a->len || !a->npages || a->len % VPAGE || a->addr % VPAGE || a->base_off % VPAGE)
+		return -EINVAL;
+	if (a->npages > FM_MAX_REGION_BYTES / VPAGE || a->addr + a->len < a->addr) {
+		*why = "region larger than 64 TiB";
+		return -EFBIG;
+	}
+	if (a->map_page > a->npages || a->len / VPAGE > a->npages - a->map_page)
+		return -EINVAL;
+	if (memfd_size < 0) {
+		*why = "the descriptor is not a memfd";
+		return -EBADF;
+	}
+	if (a->base_off > (uint64_t)memfd_size || ((uint64_t)memfd_size - a->base_off) / VPAGE < a->npages) {
+		*why = "the memfd is smaller than the region";
+		return -EINVAL;
+	}
+	return 0;
+}

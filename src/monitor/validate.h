@@ -28,4 +28,9 @@ int proto_check_mremap(const struct fm_mremap *m, const char **why);
 /* FM_MSG_ADOPT of a fork clone of npages pages. */
 int proto_check_adopt(const struct fm_adopt *a, uint64_t npages, const char **why);
 
+/* FM_MSG_ATTACH: a region back to a restarted monitor; memfd_size as for
+ * REGISTER. The map [map_page, map_page + len/4096) must lie in the region's
+ * npages, the region in the memfd. */
+int proto_check_attach(const struct fm_attach *a, int64_t memfd_size, const char **why);
+
 #endif
