@@ -95,14 +95,41 @@ static void check_adopt(const uint8_t *d, size_t n)
 	      (unsigned long long)npages, rc ? "refused" : "accepted");
 }
 
+static void check_attach(const uint8_t *d, size_t n)
+{
+	struct fm_attach a;
+	memset(&a, 0, sizeof(a));
+	a.region[0] = take64(&d, &n);
+	a.region[1] = take64(&d, &n);
+	a.addr = take64(&d, &n);
+	a.len = take64(&d, &n);
+	a.map_page = take64(&d, &n) >> 12;
+	a.base_off = take64(&d, &n);
+	a.npages = take64(&d, &n) >> 12;
+	int64_t size = (int64_t)take64(&d, &n);
+	const char *why = NULL;
+	int rc = proto_check_attach(&a, size, &why);
+	bool fits = a.len && a.npages && a.len % P == 0 && a.addr % P == 0 && a.base_off % P == 0 &&
+		    a.npages <= FM_MAX_REGION_BYTES / P && (u128)a.addr + a.len < END &&
+		    (u128)a.map_page + a.len / P <= a.npages && size >= 0 &&
+		    (u128)a.base_off + (u128)a.npages * P <= (u128)size;
+	CHECK(rc == 0 || rc == -EINVAL || rc == -EFBIG || rc == -EBADF, "attach: %d", rc);
+	CHECK(rc == 0 || (why && why[0]), "attach refused (%d) without a reason", rc);
+	CHECK(!rc == fits, "attach addr %#llx len %#llx page %llu of %llu pages at %#llx of a memfd of %lld: %s (%s)",
+	      (unsigned long long)a.addr, (unsigned long long)a.len, (unsigned long long)a.map_page,
+	      (unsigned long long)a.npages, (unsigned long long)a.base_off, (long long)size,
+	      rc ? "refused" : "accepted", rc ? why : "");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: check_register(data + 1, size - 1); break;
 	case 1: check_grow(data + 1, size - 1); break;
 	case 2: check_adopt(data + 1, size - 1); break;
+	case 3: check_attach(data + 1, size - 1); break;
 	}
 	return 0;
 }

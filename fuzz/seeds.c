@@ -70,6 +70,21 @@ static void proto_seeds(void)
 	n += chunk(in + n, 0, m, ml);
 	put(d, "register-grow-snapshot", in, n, NULL, 0);
 
+	/* a client re-attaching: HELLO, ATTACH with a memfd, ATTACH_DONE, cap 256 */
+	struct fm_attach att = { .region = { 1, 2 }, .base_off = 0, .npages = 256,
+				 .addr = 0x7f0000000000ull, .len = 1 << 20 };
+	in[0] = 5 | 6 << 3;
+	n = 1;
+	hello.flags = FM_HELLO_REATTACH;
+	ml = msg(m, FM_MSG_HELLO, &hello, sizeof(hello));
+	n += chunk(in + n, 2, m, ml);
+	ml = msg(m, FM_MSG_ATTACH, &att, sizeof(att));
+	n += chunk(in + n, 1, m, ml);
+	ml = msg(m, FM_MSG_ATTACH_DONE, NULL, 0);
+	n += chunk(in + n, 0, m, ml);
+	put(d, "reattach", in, n, NULL, 0);
+	hello.flags = 0;
+
 	/* a message cut in two writes, the header split in the middle */
 	in[0] = 5 | 1 << 3;
 	ml = msg(m, FM_MSG_STATUS, &st, sizeof(st));
@@ -177,8 +192,8 @@ static void unseal_seeds(void)
 static void validate_seeds(void)
 {
 	const char *d = "fuzz/corpus/validate";
-	uint8_t in[1 + 6 * 8];
-	uint64_t v[6];
+	uint8_t in[1 + 8 * 8];
+	uint64_t v[8];
 	/* take64 keeps values whose top 3 bits are 011 or more as they are */
 	const uint64_t raw = 0x6000000000000000ull;
 	in[0] = 0; /* register addr, len, offset, flags, memfd size */
@@ -197,6 +212,11 @@ static void validate_seeds(void)
 	v[5] = raw | (256ull << 12);
 	memcpy(in + 1, v, 48);
 	put(d, "adopt-ok", in, 49, NULL, 0);
+	in[0] = 3; /* attach region[2], addr, len, map_page << 12, base_off, npages << 12, memfd size */
+	v[0] = 1; v[1] = 2; v[2] = raw | 0x7f0000000000ull; v[3] = raw | (1 << 20); v[4] = raw | (16ull << 12);
+	v[5] = raw | (1 << 20); v[6] = raw | (512ull << 12); v[7] = raw | (3 << 20);
+	memcpy(in + 1, v, 64);
+	put(d, "attach-ok", in, 65, NULL, 0);
 }
 
 int main(void)

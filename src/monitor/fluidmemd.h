@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/userfaultfd.h>
+#include <time.h>
 
 #include "fluidmem/store.h"
 #include "proto.h"
@@ -405,7 +406,8 @@ void persist_close(struct fm_region *r);
 void persist_forget(struct fm_region *r);
 void persist_noattach(struct fm_region *r);
 int persist_attach(struct fm_client *c, struct fm_region *r, const char **why);
-void persist_gc(void);
+void persist_gc(time_t started);
+void persist_dropped(struct fm_region *r);
 /* Record the version of page p's store copy (0: none) where a restart finds it. */
 static inline void persist_set(struct fm_region *r, uint64_t p, uint32_t version)
 {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -564,6 +565,7 @@ int main(int argc, char **argv)
 
 	struct pollfd pfd[2] = { { .fd = lsock, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
 	bool gc_done = false;
+	time_t started = time(NULL);
 	for (;;) {
 		int n = poll(pfd, 2, 5000);
 		if (n < 0 && errno != EINTR)
@@ -577,7 +579,7 @@ int main(int argc, char **argv)
 		 * clients' re-attach window (60 s by default) */
 		if (D.persist && !gc_done && fm_now_ns() - D.start_ns > STATE_GC_NS) {
 			gc_done = true;
-			persist_gc();
+			persist_gc(started);
 		}
 	}
 	fm_info("shutting down");

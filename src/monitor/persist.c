@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fluidmemd.h"
@@ -34,8 +35,9 @@ struct phdr {
 	char magic[8];
 	uint64_t id[2];
 	uint32_t uid;
-	uint32_t pad;
+	uint32_t flags;         /* PH_DROPPED */
 };
+#define PH_DROPPED 1u /* dropped by an operator: stays a SIGBUS after a restart */
 
 static void path_of(const uint64_t id[2], char *buf, size_t len)
 {
@@ -108,6 +110,12 @@ void persist_noattach(struct fm_region *r)
 	path_of(r->id, path, sizeof(path));
 	unlink(path);
 	persist_forget(r);
+}
+
+void persist_dropped(struct fm_region *r)
+{
+	if (r->pfile)
+		((struct phdr *)(void *)r->pfile)->flags |= PH_DROPPED;
 }
 
 /* Unmap the state file and leave it where it is. */
@@ -236,6 +244,7 @@ int persist_attach(struct fm_client *c, struct fm_region *r, const char **why)
 		*why = "cannot map the region's state file";
 		goto out;
 	}
+	r->dropped = h.flags & PH_DROPPED;
 	struct rebuild rb = { c, r };
 	*why = "cannot rebuild the region's page states";
 	rc = each_data(r->memfd, (off_t)r->base_off, (off_t)(r->base_off + r->npages * PAGE), resident_range, &rb);
@@ -251,10 +260,13 @@ out:
 /* Is a region with this id alive here? Caller holds D.lock. */
 static bool region_known(const uint64_t id[2])
 {
-	for (struct fm_client *c = D.clients; c; c = c->next)
-		for (struct fm_region *r = c->regions; r; r = r->next)
-			if (r->id[0] == id[0] && r->id[1] == id[1])
-				return true;
+	for (struct fm_client *c = D.clients; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		bool found = region_find(c, id) != NULL;
+		pthread_mutex_unlock(&c->lock);
+		if (found)
+			return true;
+	}
 	for (struct fm_pending *pd = D.pending; pd; pd = pd->next)
 		if (pd->region->id[0] == id[0] && pd->region->id[1] == id[1])
 			return true;
@@ -289,7 +301,7 @@ static int orphan_range(void *arg, off_t a, off_t b)
 /* State files of regions no client took back (its process died while no
  * monitor ran, or it gave up waiting): their store data and the file go.
  * Called once, a while after start (main.c). */
-void persist_gc(void)
+void persist_gc(time_t started)
 {
 	DIR *d = opendir(D.opt.state_dir);
 	struct fm_store *st = worker_store();
@@ -305,15 +317,17 @@ void persist_gc(void)
 		if (sscanf(e->d_name, "%16llx%16llx%15s", (unsigned long long *)&o.id[0],
 			   (unsigned long long *)&o.id[1], tail) != 3 || strcmp(tail, ".pages"))
 			continue;
+		char path[512];
+		struct stat sb;
+		path_of(o.id, path, sizeof(path));
+		if (lstat(path, &sb) < 0 || sb.st_mtime >= started)
+			continue; /* made by this monitor: a live region, maybe not linked yet */
 		pthread_mutex_lock(&D.lock);
 		bool known = region_known(o.id);
 		pthread_mutex_unlock(&D.lock);
 		if (known)
 			continue;
-		char path[512];
-		path_of(o.id, path, sizeof(path));
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat sb;
 		if (fd >= 0 && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size > PHDR) {
 			const char *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
 			if (m != MAP_FAILED) {

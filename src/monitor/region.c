@@ -319,6 +319,7 @@ int region_drop(const uint64_t id[2])
 		if (r) {
 			region_drop_pages(c, r, 0, r->npages, worker_store());
 			r->dropped = true;
+			persist_dropped(r);
 			fm_log("pid %d: region %016llx%016llx dropped by the operator", (int)c->pid,
 			       (unsigned long long)id[0], (unsigned long long)id[1]);
 		}
