@@ -62,14 +62,14 @@ restart_case() {
 }
 
 start_memcached
-restart_case memcached "memcached://127.0.0.1:$MC_PORT"
+restart_case memcached "memcached://127.0.0.1:$MC_PORT?timeout_ms=3000"
 if command -v redis-server >/dev/null; then
 	start_redis
-	restart_case redis "redis://127.0.0.1:$REDIS_PORT"
+	restart_case redis "redis://127.0.0.1:$REDIS_PORT?timeout_ms=3000"
 fi
 
 # A remote store, but no monitor comes back: the client stops after the wait.
-start_monitor --local-memory 8M --store "memcached://127.0.0.1:$MC_PORT"
+start_monitor --local-memory 8M --store "memcached://127.0.0.1:$MC_PORT?timeout_ms=3000"
 FLUIDMEM_REATTACH_SECONDS=2 "$FM_BUILD/tests/rmw" --api 64 100 3 >"$T/gone.out" 2>&1 & c=$!
 wait_faults 500
 kill -9 "$FM_MON_PID"
