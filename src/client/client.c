@@ -79,6 +79,7 @@ static struct {
 	int uffd, pidfd;
 	_Atomic ino_t sock_ino;
 	atomic_uint gen;           /* bumped by every re-attach */
+	atomic_int reattaching;    /* a thread is re-attaching: others wait for gen to move */
 	bool persist;              /* the monitor keeps state: re-attach when it restarts */
 	unsigned reattach_secs;    /* how long to wait for it ($FLUIDMEM_REATTACH_SECONDS) */
 	struct cregion r[MAX_REGIONS];
@@ -148,6 +149,27 @@ static void rl_lock(struct rlock *l)
 		atomic_fetch_sub(&l->waiters, 1);
 	}
 	l->depth = 1;
+}
+
+/* Try for up to ms milliseconds. */
+static bool rl_lock_for(struct rlock *l, long ms)
+{
+	int me = (int)sys3(SYS_gettid, 0, 0, 0);
+	if (atomic_load(&l->owner) == me) {
+		l->depth++;
+		return true;
+	}
+	for (long waited = 0;; waited++) {
+		int free_ = 0;
+		if (atomic_compare_exchange_strong(&l->owner, &free_, me)) {
+			l->depth = 1;
+			return true;
+		}
+		if (waited >= ms)
+			return false;
+		struct timespec ts = { 0, 1000000 };
+		sys3(SYS_nanosleep, (long)&ts, 0, 0);
+	}
 }
 
 static void rl_unlock(struct rlock *l)
@@ -886,16 +908,24 @@ static int attach_all(int s, char *why, size_t whylen)
 	return rc ? rc : st < 0 ? 1 : 0;
 }
 
-/* The connection of generation gen was lost. Caller holds G.lock. Wait up
+/* The connection of generation gen was lost. Caller holds G.lock (the
+ * watcher: or gave up waiting for it, see watcher_loop). Wait up
  * to reattach_secs for a monitor on the same socket to take every region
  * back; stop the process when none does. Only raw system calls: the
  * watcher runs it too. */
 static void reattach(unsigned gen)
 {
-	if (atomic_load(&G.gen) != gen)
-		return; /* another thread did it */
 	if (!G.persist)
 		stop_now(NULL, NULL);
+	if (atomic_exchange(&G.reattaching, 1)) { /* another thread is at it */
+		while (atomic_load(&G.gen) == gen)
+			nap_ms(10);
+		return;
+	}
+	if (atomic_load(&G.gen) != gen) { /* another thread did it */
+		atomic_store(&G.reattaching, 0);
+		return;
+	}
 	say("fluidmem: the monitor (fluidmemd) went away; waiting for it to come back\n");
 	sys3(SYS_close, G.sock, 0, 0);
 	uint64_t deadline = now_ms() + (uint64_t)G.reattach_secs * 1000;
@@ -921,6 +951,7 @@ static void reattach(unsigned gen)
 			G.sock_ino = sb.st_ino;
 			G.sock = s;
 			atomic_fetch_add(&G.gen, 1);
+			atomic_store(&G.reattaching, 0);
 			say("fluidmem: re-attached to the restarted monitor\n");
 			return;
 		}
@@ -949,9 +980,16 @@ static int watcher_loop(void)
 			break; /* the program closed our socket and reused the number */
 		}
 		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
-			rl_lock(&G.lock);
+			if (!G.persist)
+				stop_now(NULL, NULL); /* local store: nothing to wait for */
+			/* The lock keeps the region table still. A thread may hold it
+			 * while the kernel waits for the dead monitor to read an
+			 * event (mremap's REMAP): it cannot let go before we are
+			 * back, so after a while go ahead without it. */
+			bool locked = rl_lock_for(&G.lock, 500);
 			reattach(gen);
-			rl_unlock(&G.lock);
+			if (locked)
+				rl_unlock(&G.lock);
 		}
 	}
 	return 0;
