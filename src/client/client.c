@@ -593,9 +593,10 @@ void *fm_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_
 	p = fm_sys_mremap(old, old_len, new_len, flags, new_addr);
 	err = p == MAP_FAILED ? errno : 0;
 	if (told) {
-		/* not answered: a later request queues behind it */
+		/* answered: an event this process causes after mremap returns (a
+		 * madvise REMOVE) must find the move applied */
 		struct fm_mremap_end e = { .new_addr = p == MAP_FAILED ? 0 : (uintptr_t)p, .err = err };
-		fm_send(G.sock, FM_MSG_MREMAP_END, 0, &e, sizeof(e), NULL, 0);
+		call(FM_MSG_MREMAP_END, &e, sizeof(e), NULL, 0, NULL, 0, NULL, NULL);
 	}
 	if (p == MAP_FAILED)
 		goto out;

@@ -30,7 +30,7 @@ enum fm_msg_type {
 	FM_MSG_JOIN = 7,        /* child after fork: fds memfd, payload fm_join: one more
 				 * process maps a shared region */
 	FM_MSG_MREMAP_BEGIN = 8, /* payload fm_mremap: the client is about to mremap a region */
-	FM_MSG_MREMAP_END = 9,  /* payload fm_mremap_end: what that mremap did (no reply) */
+	FM_MSG_MREMAP_END = 9,  /* payload fm_mremap_end: what that mremap did */
 	FM_MSG_ATTACH = 10,     /* after a monitor restart: fds memfd, payload fm_attach */
 	FM_MSG_ATTACH_DONE = 11, /* every region is back: the monitor starts reading the uffd */
 	/* control connection */
@@ -125,10 +125,11 @@ struct fm_unmap {
 	uint64_t addr, len;
 };
 
-/* mremap of (part of) a region, bracketed: BEGIN (answered) before the
- * system call, END with its result after it (not answered: requests are
- * handled in order), nothing else of the client's regions changing in
- * between (the library holds its lock). A grow's memfd is grown by the
+/* mremap of (part of) a region, bracketed: BEGIN before the system call,
+ * END with its result after it, both answered (an event the client causes
+ * after its mremap returns, a madvise REMOVE, must find the move applied),
+ * nothing else of the client's regions changing in between (the library
+ * holds its lock). A grow's memfd is grown by the
  * client before BEGIN. From BEGIN to END the monitor holds faults in the
  * ranges involved; at END it applies the move itself and discards the
  * REMAP/UNMAP events the kernel sent for it (ARCHITECTURE.md, "Events"). */

@@ -517,11 +517,10 @@ static int client_request(struct fm_client *c)
 		if (rc == 0)
 			reply(c->sock, 0, NULL, 0);
 		break;
-	case FM_MSG_MREMAP_END: /* not answered, not even an error */
+	case FM_MSG_MREMAP_END:
 		rc = h.len == sizeof(u.mremap_end) ? remap_end(c, &u.mremap_end, &why) : -EINVAL;
-		if (rc < 0)
-			fm_log("pid %d: mremap end refused: %s", (int)c->pid, why);
-		rc = 0;
+		if (rc == 0)
+			reply(c->sock, 0, NULL, 0);
 		break;
 	case FM_MSG_UNMAP:
 		if (h.len != sizeof(u.unmap) || u.unmap.addr % PAGE || u.unmap.addr + u.unmap.len < u.unmap.addr) {

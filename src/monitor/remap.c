@@ -17,8 +17,9 @@
  *     every map;
  *   the mremap system call: its events are read before it returns (the
  *     kernel waits for that) and set aside here, unapplied;
- *   END (the result; not answered, the client's next request queues behind
- *     it): ordered with the uffd's events as one of them (fault.c's
+ *   END (the result; answered, so that an event the program causes after
+ *     its mremap returns, a madvise REMOVE of the moved range, finds the
+ *     maps moved): ordered with the uffd's events as one of them (fault.c's
  *     ev_local_*), the monitor applies the move in one step, drops the
  *     set-aside events (or, if the mremap failed, applies them: it may have
  *     unmapped a target first), then wakes the held faults to fault again on
