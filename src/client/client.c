@@ -795,16 +795,8 @@ static int raw_send(int s, uint16_t type, const void *p, uint32_t len, const int
 	size_t total = sizeof(h) + len, off = 0;
 	struct iovec iov = { buf, total };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.b;
-		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
+	if (nfds)
+		fm_msg_attach_fds(&m, u.b, fds, nfds);
 	while (off < total) {
 		long n = sys3(SYS_sendmsg, s, (long)&m, MSG_NOSIGNAL);
 		if (n == -EINTR)

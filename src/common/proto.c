@@ -55,6 +55,22 @@ void fm_stats_add(struct fm_stats *d, const struct fm_stats *s)
 		dv[i] += sv[i];
 }
 
+/* Puts nfds descriptors on m as one SCM_RIGHTS message in cbuf, which holds
+ * at least CMSG_SPACE(nfds ints), aligned for a struct cmsghdr. Only memset
+ * and memcpy: the library's watcher thread, which has no libc errno, uses it. */
+void fm_msg_attach_fds(struct msghdr *m, void *cbuf, const int *fds, int nfds)
+{
+	size_t bytes = sizeof(int) * (size_t)nfds;
+	memset(cbuf, 0, CMSG_SPACE(bytes));
+	m->msg_control = cbuf;
+	m->msg_controllen = CMSG_SPACE(bytes);
+	struct cmsghdr *c = CMSG_FIRSTHDR(m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(bytes);
+	memcpy(CMSG_DATA(c), fds, bytes);
+}
+
 int fm_send(int sock, uint16_t type, int32_t status, const void *payload, uint32_t len,
 	    const int *fds, int nfds)
 {
@@ -73,16 +89,8 @@ int fm_send(int sock, uint16_t type, int32_t status, const void *payload, uint32
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	if (nfds > FM_PROTO_MAX_FDS)
 		return -EINVAL;
-	if (nfds > 0) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.buf;
-		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
+	if (nfds > 0)
+		fm_msg_attach_fds(&m, u.buf, fds, nfds);
 	size_t total = sizeof(h) + len;
 	while (total > 0) {
 		ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);

@@ -254,6 +254,9 @@ uint64_t fm_lat_bucket_value(unsigned b);
 uint64_t fm_lat_percentile(const uint64_t *lat, double p);
 void fm_stats_add(struct fm_stats *dst, const struct fm_stats *src);
 
+/* Attach nfds descriptors to m as SCM_RIGHTS, in cbuf (CMSG_SPACE of them). */
+struct msghdr;
+void fm_msg_attach_fds(struct msghdr *m, void *cbuf, const int *fds, int nfds);
 /* Send a message with fds (nfds may be 0). Returns 0 or -errno. */
 int fm_send(int sock, uint16_t type, int32_t status, const void *payload, uint32_t len,
 	    const int *fds, int nfds);
