@@ -1,5 +1,5 @@
 /* fuzz-validate.c - the monitor's checks of client requests
- * (src/monitor/validate.c): REGISTER, GROW and ADOPT payloads come from any
+ * (src/monitor/validate.c): REGISTER, GROW, ADOPT, ATTACH and MREMAP payloads come from any
  * process that can connect to the socket.
  *
  * The first input byte picks the request; the rest fills its struct and the
@@ -121,15 +121,38 @@ static void check_attach(const uint8_t *d, size_t n)
 	      rc ? "refused" : "accepted", rc ? why : "");
 }
 
+static void check_mremap(const uint8_t *d, size_t n)
+{
+	struct fm_mremap m;
+	memset(&m, 0, sizeof(m));
+	m.old_addr = take64(&d, &n);
+	m.old_len = take64(&d, &n);
+	m.new_len = take64(&d, &n);
+	m.new_addr = take64(&d, &n);
+	m.flags = (uint32_t)take64(&d, &n);
+	const char *why = NULL;
+	int rc = proto_check_mremap(&m, &why);
+	bool fits = m.old_len && m.new_len && m.old_len % P == 0 && m.new_len % P == 0 &&
+		    m.old_addr % P == 0 && m.new_addr % P == 0 && m.old_len <= FM_MAX_REGION_BYTES &&
+		    m.new_len <= FM_MAX_REGION_BYTES && (u128)m.old_addr + m.old_len < END &&
+		    (u128)m.new_addr + m.new_len < END;
+	CHECK(rc == 0 || rc == -EINVAL, "mremap: %d", rc);
+	CHECK(rc == 0 || (why && why[0]), "mremap refused (%d) without a reason", rc);
+	CHECK(!rc == fits, "mremap %#llx+%#llx to %#llx+%#llx: %s",
+	      (unsigned long long)m.old_addr, (unsigned long long)m.old_len,
+	      (unsigned long long)m.new_addr, (unsigned long long)m.new_len, rc ? "refused" : "accepted");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: check_register(data + 1, size - 1); break;
 	case 1: check_grow(data + 1, size - 1); break;
 	case 2: check_adopt(data + 1, size - 1); break;
 	case 3: check_attach(data + 1, size - 1); break;
+	case 4: check_mremap(data + 1, size - 1); break;
 	}
 	return 0;
 }

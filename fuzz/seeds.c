@@ -217,6 +217,10 @@ static void validate_seeds(void)
 	v[5] = raw | (1 << 20); v[6] = raw | (512ull << 12); v[7] = raw | (3 << 20);
 	memcpy(in + 1, v, 64);
 	put(d, "attach-ok", in, 65, NULL, 0);
+	in[0] = 4; /* mremap old_addr, old_len, new_len, new_addr, flags */
+	v[0] = raw | 0x7f0000000000ull; v[1] = raw | (1 << 20); v[2] = raw | (2 << 20); v[3] = 0; v[4] = 1;
+	memcpy(in + 1, v, 40);
+	put(d, "mremap-ok", in, 41, NULL, 0);
 }
 
 int main(void)
