@@ -4,8 +4,9 @@
 # random read-modify-write through the API and the preloaded malloc, 8 threads
 # incrementing under eviction, a multi-threaded soak client; a run's own
 # --local-memory below 64K too. A budget under 64K is refused with a message.
-# The resident peak: at most the budget plus one prefetch window (64 pages),
-# and exactly the budget with --prefetch 0.
+# The resident peak: at most the budget plus one prefetch window (64 pages)
+# (a few pages more while the soak's mapping operations are pending), and
+# exactly the budget with --prefetch 0.
 . "$(dirname "$0")/lib.sh"
 out=$("$FLUIDMEMD" --socket "$T/x.sock" --local-memory 4K 2>&1) && fail "fluidmemd accepted --local-memory 4K"
 echo "$out" | grep -q "at least 64K" || fail "no clear message for a 4K budget: $out"
@@ -21,14 +22,21 @@ note "a run's limit of 16K (4 pages) under the 64K monitor"
 out=$(fmrun 16K "$T/t.json" "$FM_BUILD/tests/rmw" --malloc 8 2 3 2>&1) || fail "rmw --malloc at 16K: $out"
 [ "$(echo "$out" | cut -d' ' -f4)" = "$want" ] || fail "rmw --malloc at 16K checksum: $out, want $want"
 note "run peak resident: $(json_get "$T/m.json" peak_resident_pages) pages at 64K, $(json_get "$T/t.json" peak_resident_pages) at 16K"
+peak_of() { "$FLUIDMEM" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_resident_bytes'])"; }
+peak=$(peak_of)
+# Prefetch installs its window (64 pages by default) on top of the budget.
+[ "$peak" -le $((65536 + 64 * 4096)) ] || fail "peak resident $peak bytes: more than the budget plus one prefetch window"
 out=$(fmrun 64K "$T/s.json" "$FM_BUILD/tests/soak" 12 3 4 11 2>&1) || fail "soak at 64K: $out"
 note "$out"
 st=$("$FLUIDMEM" status --json)
 note "monitor: $(echo "$st" | python3 -c "import json,sys; d=json.load(sys.stdin); t=d['totals']; print('evictions', t['evictions'], 'faults_store', t['faults_store'], 'peak_resident_bytes', d['peak_resident_bytes'], 'budget', d['budget_bytes'])")"
 [ "$(stat_of faults_poisoned)" -eq 0 ] || fail "pages delivered as SIGBUS"
 peak=$(echo "$st" | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_resident_bytes'])")
-# Prefetch installs its window (64 pages by default) on top of the budget.
-[ "$peak" -le $((65536 + 64 * 4096)) ] || fail "peak resident $peak bytes: more than the budget plus one prefetch window"
+# The soak moves and unmaps regions: a page that eviction cannot write-protect
+# while a mapping event is pending stays resident until a later eviction (a
+# write to it would otherwise be lost), so the peak may pass the bound above
+# by a few pages (seen: up to 7).
+[ "$peak" -le $((65536 + (64 + 16) * 4096)) ] || fail "peak resident $peak bytes in the soak: more than the budget, one prefetch window and 16 pages"
 stop_monitor
 # Without prefetch the budget holds to the page.
 start_monitor --local-memory 64K --evict-batch 256 --prefetch 0
