@@ -23,22 +23,19 @@ echo "$out"
 if [ $rc -ne 0 ]; then
 	echo "FAIL: after moving a mapping onto another, shrink + grow or madvise in the freed tail misbehave (exit $rc)"; bad=1
 fi
-rounds=1
-[ "${SOAK_RACES:-0}" = 1 ] && rounds=3
-for i in $(seq 1 $rounds); do
-	out=$(fmrun 64M "$T/r$i.json" "$FM_BUILD/tests/soak" move-race 2>&1); rc=$?
-	echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
-	if [ $rc -ne 0 ]; then
-		echo "FAIL: mremap moves racing mmap/munmap: exit $rc in round $i"; bad=1; break
-	fi
-done
-[ "${SOAK_RACES:-0}" = 1 ] && rounds=5
-for i in $(seq 1 $rounds); do
-	out=$(fmrun 64M "$T/g$i.json" "$FM_BUILD/tests/soak" grow-race 2>&1); rc=$?
-	echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
-	if [ $rc -ne 0 ]; then
-		echo "FAIL: mremap grow in place racing a neighbour that moves away: exit $rc in round $i"; bad=1; break
-	fi
-done
+# race MODE ROUNDS WHAT: one round (ROUNDS with SOAK_RACES=1) of `soak MODE`.
+race() {
+	local rounds=1 i rc
+	[ "${SOAK_RACES:-0}" = 1 ] && rounds=$2
+	for i in $(seq 1 $rounds); do
+		out=$(fmrun 64M "$T/$1-$i.json" "$FM_BUILD/tests/soak" "$1" 2>&1); rc=$?
+		echo "$out" | sed 's/^[0-9:.]* //' | sort | uniq -c
+		if [ $rc -ne 0 ]; then
+			echo "FAIL: $3: exit $rc in round $i"; bad=1; return
+		fi
+	done
+}
+race move-race 3 "mremap moves racing mmap/munmap"
+race grow-race 5 "mremap grow in place racing a neighbour that moves away"
 stop_monitor
 [ $bad = 0 ] || fail "mremap handling loses mappings (see above)"
