@@ -204,7 +204,8 @@ fail:
 }
 
 /* Fork: give every private region a clone holding its current contents.
- * The child maps the clones at the same addresses and adopts them
+ * Called with c->lock held; it is let go for a moment (see below). The
+ * child maps the clones at the same addresses and adopts them
  * (FM_MSG_ADOPT). The reply goes in parts of FM_SNAPSHOT_MAX maps. */
 static void do_snapshot(struct fm_client *c)
 {
@@ -252,6 +253,12 @@ static void do_snapshot(struct fm_client *c)
 		fds[ne++] = cl->memfd;
 	}
 	uint64_t now = fm_now_ns();
+	/* The daemon lock comes before a client's (status takes both in that
+	 * order, and waited here forever while this thread waited for it): let
+	 * go of ours while the clones go on the daemon's pending list. Nothing
+	 * from here on reads c's regions; the child that adopts the clones
+	 * exists only after the reply. */
+	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_lock(&D.lock);
 	for (unsigned k = 0; k < nclones; k++) {
 		struct fm_pending *pd = calloc(1, sizeof(*pd));
@@ -263,6 +270,7 @@ static void do_snapshot(struct fm_client *c)
 		D.pending = pd;
 	}
 	pthread_mutex_unlock(&D.lock);
+	pthread_mutex_lock(&c->lock);
 	rep.total = ne;
 	unsigned sent = 0;
 	do {
