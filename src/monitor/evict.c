@@ -179,7 +179,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 		i = j;
 	}
 
-	/* 2. copy out; zero pages need no store write, clean ones neither
+	/* 2. write out; zero pages need no store write, clean ones neither
 	 *    (a write since the protection above is still waiting for us). */
 	unsigned nio = 0, ncapped = 0;
 	bool zero[FM_BATCH_MAX], clean[FM_BATCH_MAX], capped[FM_BATCH_MAX];
@@ -196,10 +196,11 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			clean[i] = zero[i] = false;
 		if (zero[i] || clean[i] || capped[i] || keep[i])
 			continue;
-		memcpy(w->pages + (size_t)nio * PAGE, src, PAGE);
+		/* written straight from the monitor's mapping: the page is
+		 * write-protected, so it holds still until the punch */
 		++*page_version(r, v[i]);
 		persist_set(r, v[i], *page_version(r, v[i])); /* before the write */
-		io_own(&w->ios[nio], r, v[i], w->pages + (size_t)nio * PAGE);
+		io_own(&w->ios[nio], r, v[i], (void *)src);
 		nio++;
 	}
 	if (nio && fm_store_write(st, w->ios, nio) < 0)

@@ -466,8 +466,10 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	struct fm_worker *w = worker_get();
 	if (!w)
 		return;
-	/* The window: pages after p of one kind (all never-touched, or all
-	 * stored), contiguous in the client's map. */
+	/* The window: the pages after p, contiguous in the client's map. Pages
+	 * still resident are stepped over (after a random pass a quarter of a
+	 * region is resident, scattered: stopping at them made windows of ~3
+	 * pages and broke the stream); a lost page or one in flight ends it. */
 	struct fm_map *m = map_find(c, addr);
 	uint64_t map_end = m ? m->page + m->len / PAGE : p + 1;
 	uint64_t end = p + 1 + win;
@@ -475,62 +477,92 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		end = r->npages;
 	if (end > map_end)
 		end = map_end;
-	uint64_t n = 0;
-	int kind = -1;
-	for (uint64_t q = p + 1; q < end; q++, n++) {
-		uint8_t *s = page_state(r, q, true);
+	uint64_t q[FM_BATCH_MAX];
+	uint8_t kind[FM_BATCH_MAX];
+	unsigned n = 0;
+	uint64_t scan = p + 1;
+	for (; scan < end; scan++) {
+		uint8_t *s = page_state(r, scan, true);
 		int k = s ? (*s & PS_STATE) : -1;
-		if ((k != PS_EMPTY && k != PS_STORED) || (kind >= 0 && k != kind) || inflight_has(c, r, q))
+		if (k == PS_RESIDENT)
+			continue;
+		if ((k != PS_EMPTY && k != PS_STORED) || inflight_has(c, r, scan))
 			break;
-		kind = k;
+		q[n] = scan;
+		kind[n++] = (uint8_t)k;
 	}
+	r->pf_next = scan; /* the stream goes on at the first page not covered */
 	if (!n)
 		return;
 	/* Two steps, nearest first: the program is already running (its fault
 	 * was answered) and its next access is p+1; it waits for PF_CHUNK
 	 * pages, not for the window, then runs over them while the rest comes
-	 * in one batch (every step wakes it: more steps, more wake-ups). Room
-	 * is made after the window is in (the budget is overshot by at most a
-	 * window meanwhile): the eviction then overlaps the program's run over
-	 * the window instead of stalling it in the middle. */
-	bool clean = kind == PS_STORED && keeps_clean(w->store, r);
+	 * in one batch (every step wakes it: more steps, more wake-ups). Each
+	 * step reads its stored pages in one batch and installs runs of one
+	 * kind with one ioctl each. Room is made after the window is in (the
+	 * budget is overshot by at most a window meanwhile): the eviction then
+	 * overlaps the program's run over the window instead of stalling it in
+	 * the middle. */
+	bool clean_ok = keeps_clean(w->store, r);
 	uint64_t done = 0;
-	for (uint64_t off = 0; off < n;) {
-		uint64_t k = off == 0 && n > PF_CHUNK ? PF_CHUNK : n - off, first = p + 1 + off;
-		if (kind == PS_STORED) {
-			for (uint64_t i = 0; i < k; i++)
-				io_for(&w->ios[i], r, first + i, w->pages + i * PAGE);
-			if (fm_store_read(w->store, w->ios, k) < 0)
-				break;
-			for (uint64_t i = 0; i < k; i++)
-				if (w->ios[i].status != FM_STORE_OK) {
-					k = i; /* stop before a page its own fault must report */
-					break;
-				}
-			if (!k)
-				break;
-		}
-		uint64_t got = install(c, addr + (1 + off) * PAGE, kind == PS_STORED ? w->pages : NULL, k, clean);
-		for (uint64_t i = 0; i < got; i++) {
-			uint8_t *s = page_state(r, first + i, false);
-			if (kind == PS_STORED) {
-				if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
-					store_forget(payer(c, r), r, first + i, s, w->store);
-				r->stored--;
-				c->st.bytes_in += PAGE;
+	unsigned off = 0;
+	bool stop = false;
+	while (off < n && !stop) {
+		unsigned k = off == 0 && n > PF_CHUNK ? PF_CHUNK : n - off;
+		/* the stored pages of the step, in order, one buffer slot each */
+		unsigned nio = 0;
+		for (unsigned i = off; i < off + k; i++)
+			if (kind[i] == PS_STORED) {
+				io_for(&w->ios[nio], r, q[i], w->pages + (size_t)nio * PAGE);
+				nio++;
 			}
-			mark_resident(c, r, first + i, s);
-			if (clean)
-				*s |= PS_CLEAN;
-		}
-		done += got;
-		if (got < k)
+		if (nio && fm_store_read(w->store, w->ios, nio) < 0)
 			break;
-		off += got;
+		unsigned io = 0;
+		for (unsigned i = off; i < off + k && !stop;) {
+			/* a run: consecutive pages of one kind */
+			unsigned j = i + 1;
+			while (j < off + k && kind[j] == kind[i] && q[j] == q[j - 1] + 1)
+				j++;
+			bool stored = kind[i] == PS_STORED;
+			unsigned len = j - i, io0 = io;
+			if (stored) {
+				for (unsigned t = 0; t < len; t++, io++)
+					if (w->ios[io].status != FM_STORE_OK) {
+						len = t; /* stop before a page its own fault must report */
+						stop = true;
+						break;
+					}
+			}
+			bool clean = stored && clean_ok;
+			uint64_t a = addr + (q[i] - p) * PAGE;
+			uint64_t got = install(c, a, stored ? w->pages + (size_t)io0 * PAGE : NULL, len, clean);
+			for (uint64_t t = 0; t < got; t++) {
+				uint8_t *s = page_state(r, q[i] + t, false);
+				if (stored) {
+					if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+						store_forget(payer(c, r), r, q[i] + t, s, w->store);
+					r->stored--;
+					c->st.bytes_in += PAGE;
+				}
+				mark_resident(c, r, q[i] + t, s);
+				if (clean)
+					*s |= PS_CLEAN;
+			}
+			done += got;
+			if (got < len) {
+				stop = true;
+				r->pf_next = q[i] + got;
+			}
+			if (stop && got == len)
+				r->pf_next = q[i] + len;
+			i = j;
+		}
+		off += k;
 	}
 	make_room(c, 0);
 	if (done)
-		pf_issued(r, p + 1, p + 1 + done, done, 1);
+		pf_issued(r, p + 1, r->pf_next, done, 1);
 }
 
 /* The fault at addr in map m of region r (locked if shared). Returns true
