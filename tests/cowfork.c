@@ -7,12 +7,15 @@
  * the first quarter of its memory (MADV_DONTNEED: zeros for it), which the
  * children must still see.
  *
- * usage: cowfork MIB CHILDREN [--step] [--nested]
+ * usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N]
  * --step: before and after each fork, print "before N" / "forked N MS" and
  * wait for a line on stdin (the test reads the monitor's counters there);
  * children wait until every fork is done. Prints each fork's duration.
  * --nested: each child first forks a grandchild, which verifies the same
- * snapshot while the child verifies and rewrites its own memory. */
+ * snapshot while the child verifies and rewrites its own memory.
+ * --passes N: each child (and grandchild) rewrites and verifies its memory
+ * N times (default 1), so the tree runs long enough to kill the monitor
+ * under it; "forks done" is printed once every child exists. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,15 +76,17 @@ static void wait_line(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: cowfork MIB CHILDREN [--step]\n");
+		fprintf(stderr, "usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N]\n");
 		return 2;
 	}
 	size_t pages = (strtoul(argv[1], NULL, 10) << 20) / PAGE;
 	int children = atoi(argv[2]);
-	int step = 0, nested = 0;
+	int step = 0, nested = 0, cpasses = 1;
 	for (int i = 3; i < argc; i++) {
 		step |= strcmp(argv[i], "--step") == 0;
 		nested |= strcmp(argv[i], "--nested") == 0;
+		if (strcmp(argv[i], "--passes") == 0 && i + 1 < argc)
+			cpasses = atoi(argv[++i]);
 	}
 	if (children < 1 || children > 16)
 		return 2;
@@ -121,12 +126,14 @@ int main(int argc, char **argv)
 			for (size_t p = 0; p < pages; p++)
 				if (check_page(who, m + p * WORDS, p, gen))
 					_exit(1);
-			uint64_t mine = (nested && gc == 0 ? 2000 : 1000) + (uint64_t)c;
-			for (size_t p = 0; p < pages; p++)
-				fill_page(m + p * WORDS, p, mine);
-			for (size_t p = 0; p < pages; p++)
-				if (check_page(who, m + p * WORDS, p, mine))
-					_exit(1);
+			for (int k = 0; k < cpasses; k++) {
+				uint64_t mine = (nested && gc == 0 ? 2000 : 1000) + (uint64_t)c + 100 * (uint64_t)k;
+				for (size_t p = 0; p < pages; p++)
+					fill_page(m + p * WORDS, p, mine);
+				for (size_t p = 0; p < pages; p++)
+					if (check_page(who, m + p * WORDS, p, mine))
+						_exit(1);
+			}
 			if (nested && gc > 0) {
 				int st;
 				if (waitpid(gc, &st, 0) != gc || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -163,6 +170,8 @@ int main(int argc, char **argv)
 		gen++;
 	}
 	close(release[1]);
+	printf("forks done\n");
+	fflush(stdout);
 	/* Keep rewriting while the children verify. */
 	int alive = children, bad = 0, passes = 0;
 	while (alive) {

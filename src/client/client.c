@@ -1119,6 +1119,25 @@ static void child_map(const struct fm_snapshot_entry *e, int fd)
 	fm_sys_madvise(p, e->len, MADV_DONTFORK);
 }
 
+/* No monitor to reconnect to (it died around the fork), but the parent's
+ * kept state: make the uffd and pidfd here and wait for the restarted one
+ * like any re-attaching process (reattach(), after the ranges are
+ * registered): the snapshots' state files are there, whether or not the
+ * old monitor saw them adopted. */
+static void child_offline(void)
+{
+	int uffd = make_uffd(&G.hello.flags);
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (uffd < 0 || pidfd < 0)
+		die_in_child("cannot reconnect to fluidmemd, nor make a userfaultfd to wait for it");
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	G.uffd = uffd;
+	G.pidfd = pidfd;
+	G.sock = -1;
+	G.sock_ino = 0;
+	G.persist = true;
+}
+
 static void fork_child(void)
 {
 	/* The lock was taken by the parent's thread, whose id this thread does
@@ -1126,12 +1145,14 @@ static void fork_child(void)
 	atomic_store(&G.lock.owner, 0);
 	atomic_store(&G.lock.waiters, 0);
 	G.lock.depth = 0;
+	atomic_store(&G.reattaching, 0);
 	rl_lock(&G.lock);
 	if (G.state != 1) {
 		rl_unlock(&G.lock);
 		return;
 	}
 	int nprivate = 0;
+	bool persist = G.persist; /* the parent's monitor keeps state */
 	/* The parent's connection, uffd and private memfds are the parent's
 	 * business; shared regions are mapped here too and stay in the table. */
 	close(G.sock);
@@ -1148,6 +1169,7 @@ static void fork_child(void)
 			close(G.r[i].memfd);
 	}
 	G.n = n;
+	int nshared = n;
 	G.sock = G.uffd = G.pidfd = -1;
 	G.watcher_started = false;
 	G.state = 0;
@@ -1157,28 +1179,25 @@ static void fork_child(void)
 	}
 	if (nprivate && (G.snap_err || G.snap_nfds == 0))
 		die_in_child(G.snap_err ? strerror(-G.snap_err) : "no snapshot");
-	int rc = connect_monitor();
-	if (rc < 0)
-		die_in_child("cannot reconnect to fluidmemd");
-	G.state = 1;
-	for (int i = 0; i < G.n; i++) {
-		struct cregion *r = &G.r[i];
-		if (uffd_register(r->addr, r->len) < 0)
-			die_in_child("UFFDIO_REGISTER of shared memory failed");
-		struct fm_join j = { .region = { r->id[0], r->id[1] }, .addr = r->addr, .len = r->len,
-				     .offset = (uint64_t)r->offset };
-		if (call(FM_MSG_JOIN, &j, sizeof(j), &r->memfd, 1, NULL, 0, NULL, NULL) < 0)
-			die_in_child("the monitor refused to share the parent's shared memory");
+	bool offline = false;
+	if (connect_monitor() < 0) {
+		if (!persist)
+			die_in_child("cannot reconnect to fluidmemd");
+		child_offline();
+		offline = true;
 	}
+	G.state = 1;
+	/* Every range registered and in the table before the first request:
+	 * if the monitor dies meanwhile, the re-attach takes all of them back
+	 * (and the JOIN or ADOPT sent again finds them mapped). */
+	for (int i = 0; i < nshared; i++)
+		if (uffd_register(G.r[i].addr, G.r[i].len) < 0)
+			die_in_child("UFFDIO_REGISTER of shared memory failed");
 	for (uint32_t i = 0; i < G.nsnap; i++) {
 		const struct fm_snapshot_entry *e = &G.snap[i];
 		child_map(e, G.snap_fds[i]);
 		if (uffd_register(e->addr, e->len) < 0)
 			die_in_child("UFFDIO_REGISTER failed");
-		struct fm_adopt a = { .clone = { e->clone[0], e->clone[1] }, .addr = e->addr, .len = e->len,
-				      .offset = e->offset };
-		if (call(FM_MSG_ADOPT, &a, sizeof(a), NULL, 0, NULL, 0, NULL, NULL) < 0)
-			die_in_child("the monitor refused the snapshot");
 		/* One table entry per clone memfd; more maps of it share the fd. */
 		struct stat sb;
 		fstat(G.snap_fds[i], &sb);
@@ -1186,16 +1205,36 @@ static void fork_child(void)
 		for (int k = 0; k < G.n; k++)
 			if (G.r[k].id[0] == e->clone[0] && G.r[k].id[1] == e->clone[1])
 				dup = true;
-		if (dup || G.n == MAX_REGIONS) {
-			close(G.snap_fds[i]);
+		if (dup || G.n == MAX_REGIONS)
 			continue;
-		}
 		G.r[G.n++] = (struct cregion){ .addr = e->addr, .len = e->len, .size = (size_t)sb.st_size,
 					       .offset = (off_t)e->offset, .memfd = G.snap_fds[i], .adopted_fd = -1,
-					       .id = { e->clone[0], e->clone[1] },
+					       .dev = sb.st_dev, .ino = sb.st_ino, .id = { e->clone[0], e->clone[1] },
 					       .base_off = 0, .npages = (uint64_t)sb.st_size / PAGE_SZ };
 		memcpy(G.r[G.n - 1].secret, e->secret, sizeof(e->secret));
+		G.snap_fds[i] = -1; /* the table's now */
 	}
+	if (offline) {
+		reattach(atomic_load(&G.gen));
+	} else {
+		for (int i = 0; i < nshared; i++) {
+			struct cregion *r = &G.r[i];
+			struct fm_join j = { .region = { r->id[0], r->id[1] }, .addr = r->addr, .len = r->len,
+					     .offset = (uint64_t)r->offset };
+			if (call(FM_MSG_JOIN, &j, sizeof(j), &r->memfd, 1, NULL, 0, NULL, NULL) < 0)
+				die_in_child("the monitor refused to share the parent's shared memory");
+		}
+		for (uint32_t i = 0; i < G.nsnap; i++) {
+			const struct fm_snapshot_entry *e = &G.snap[i];
+			struct fm_adopt a = { .clone = { e->clone[0], e->clone[1] }, .addr = e->addr, .len = e->len,
+					      .offset = e->offset };
+			if (call(FM_MSG_ADOPT, &a, sizeof(a), NULL, 0, NULL, 0, NULL, NULL) < 0)
+				die_in_child("the monitor refused the snapshot");
+		}
+	}
+	for (uint32_t i = 0; i < G.nsnap; i++)
+		if (G.snap_fds[i] >= 0)
+			close(G.snap_fds[i]); /* further maps of a clone in the table */
 	G.snap_nfds = 0;
 	rl_unlock(&G.lock);
 	fm_start_watcher();

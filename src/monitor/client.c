@@ -113,6 +113,10 @@ static int do_register(struct fm_client *c, const struct fm_register *rq, int me
 	}
 	if (rq->flags & FM_REGISTER_SHARED)
 		shared_register(c, r);
+	/* the state file first: a shared region's map_add names its holder there */
+	if ((err = persist_create(r, c->uid)) < 0)
+		fm_log("pid %d: no state file for a region (%s): a monitor restart cannot take it back",
+		       (int)c->pid, strerror(-err));
 	if ((err = map_add(c, rq->addr, rq->len, r, 0)) < 0) {
 		r->memfd = -1;
 		for (unsigned i = 0; i < c->nshared; i++) /* held before its view failed */
@@ -124,9 +128,6 @@ static int do_register(struct fm_client *c, const struct fm_register *rq, int me
 	if (r->shared) {
 		shared_publish(r);
 	} else {
-		if ((err = persist_create(r, c->uid)) < 0)
-			fm_log("pid %d: no state file for a region (%s): a monitor restart cannot take it back",
-			       (int)c->pid, strerror(-err));
 		r->next = c->regions;
 		c->regions = r;
 	}
@@ -237,13 +238,11 @@ static void do_snapshot(struct fm_client *c)
 		if (!cl) {
 			if (!(cl = clone_region(m->region, st)))
 				goto fail;
-			/* Store copies shared copy-on-write (share.c) live under ids
-			 * and versions a state file does not hold: neither side can
-			 * be re-attached after a monitor restart. */
-			if (m->region->nbacks)
-				persist_noattach(m->region);
-			if (!cl->nbacks && persist_create(cl, c->uid) < 0)
-				fm_log("pid %d: no state file for a fork snapshot", (int)c->pid);
+			/* Complete before the child can learn of it (the reply):
+			 * a restart before it adopts the clone takes it back too. */
+			if (persist_create(cl, c->uid) < 0)
+				fm_log("pid %d: no state file for a fork snapshot: a monitor restart cannot take it back",
+				       (int)c->pid);
 			origs[nclones] = m->region;
 			clones[nclones++] = cl;
 		}
@@ -344,6 +343,8 @@ static int do_adopt(struct fm_client *c, const struct fm_adopt *a, struct fm_reg
 	int err = proto_check_adopt(a, r->npages, why);
 	if (err)
 		return err;
+	if (!taken && map_has(c, a->addr, a->len, r, a->offset / PAGE))
+		return 0; /* sent again after a re-attach (the ATTACH mapped it) */
 	return map_add(c, a->addr, a->len, r, a->offset / PAGE);
 }
 
@@ -366,6 +367,8 @@ static int do_attach(struct fm_client *c, const struct fm_attach *a, int memfd, 
 	int rc = proto_check_attach(a, size, why);
 	if (rc < 0)
 		return rc;
+	if (a->flags & FM_REGISTER_SHARED)
+		return shared_attach(c, a, memfd, why);
 	pthread_mutex_lock(&D.lock);
 	bool dup = false;
 	for (struct fm_client *o = D.clients; o && !dup; o = o->next)
@@ -384,7 +387,7 @@ static int do_attach(struct fm_client *c, const struct fm_attach *a, int memfd, 
 		return err;
 	}
 	memcpy(r->id, a->region, sizeof(r->id));
-	memcpy(r->sid, a->region, sizeof(r->sid)); /* never forked: writes under its id */
+	memcpy(r->sid, a->region, sizeof(r->sid)); /* the state file says which, if it forked */
 	memcpy(r->secret, a->secret, sizeof(r->secret));
 	if ((err = map_add(c, a->addr, a->len, r, a->map_page)) < 0) {
 		*why = "range overlaps a registered region";
@@ -404,7 +407,7 @@ static int do_attach(struct fm_client *c, const struct fm_attach *a, int memfd, 
 			free(r->chunks[i]);
 		memset(r->chunks, 0, r->nchunks * sizeof(*r->chunks));
 		r->resident = 0;
-		persist_forget(r);
+		persist_forget(r); /* region_free frees its share tables, counting nothing */
 		r->memfd = -1;
 		region_free(r, NULL);
 		return err;

@@ -134,7 +134,8 @@ unsigned evict_region(struct fm_region *r, unsigned max, struct fm_store *st)
 {
 	if (r->shared && pthread_mutex_trylock(&r->lock) != 0)
 		return 0;
-	unsigned got = do_evict_region(r, max, st);
+	/* rebuilt after a restart: not while a process that maps it may be unprotected */
+	unsigned got = r->shared && !persist_evictable(r) ? 0 : do_evict_region(r, max, st);
 	shared_unlock(r);
 	return got;
 }

@@ -61,6 +61,8 @@ struct fm_backing {
 	uint32_t **refs;       /* per page: regions referring to its copy (chunks) */
 	uint64_t nchunks;
 	uint64_t pages;        /* pages with a copy still referred to; freed at 0 */
+	bool keyed;            /* secret known (rebuilt after a restart: once a referent is back) */
+	struct fm_backing *next; /* every backing (share.c), found by id after a restart */
 };
 
 /* One client's view of a shared region: where it maps which pages. A region
@@ -106,8 +108,17 @@ struct fm_region {
 	struct fm_share_slot { struct fm_backing *b; uint64_t pages; } *backs;
 	uint32_t nbacks;
 	char *pfile;           /* its state file, mapped (persist.c); NULL: none */
-	uint32_t *precs;       /* per page: version of the store's copy, 0 = none */
+	uint64_t *precs;       /* per page: version of the store's copy (0 = none) | slot << 32 */
 	uint64_t pcap;         /* records in the file */
+	uint32_t *phwm;        /* in the file: the highest version it ever recorded */
+	uint32_t vbase;        /* versions of pages with no record start here (after a restart:
+				* above every version the store may still hold) */
+	/* A shared region rebuilt after a restart is not evicted until every
+	 * process that held it is back or gone (persist.c): one not back yet
+	 * maps its pages without our write-protection. */
+	struct fm_await { pid_t pid; uint64_t start; } *await;
+	unsigned nawait;
+	uint64_t await_until_ns; /* holders not recorded (too many): wait this long */
 	struct fm_region *next;
 	/* Shared regions (FM_REGISTER_SHARED): mapped by several clients (a
 	 * process and its fork children). They are on D.shared, not on any
@@ -311,6 +322,7 @@ int region_queue_push(struct fm_region *r, uint64_t page);
 struct fm_region *region_find(struct fm_client *c, const uint64_t id[2]);
 struct fm_map *map_find(struct fm_client *c, uint64_t addr);
 int map_add(struct fm_client *c, uint64_t start, uint64_t len, struct fm_region *r, uint64_t page);
+bool map_has(struct fm_client *c, uint64_t start, uint64_t len, const struct fm_region *r, uint64_t page);
 void map_remove_range(struct fm_client *c, uint64_t start, uint64_t end);
 int map_move(struct fm_client *c, uint64_t from, uint64_t to, uint64_t len);
 void region_drop_pages(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count,
@@ -322,6 +334,7 @@ int region_drop(const uint64_t id[2]);
 int shared_register(struct fm_client *c, struct fm_region *r);
 void shared_publish(struct fm_region *r);
 int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const char **why);
+int shared_attach(struct fm_client *c, const struct fm_attach *a, int memfd, const char **why);
 int view_add(struct fm_region *r, struct fm_client *c, uint64_t start, uint64_t len, uint64_t page);
 void view_remove(struct fm_region *r, struct fm_client *c, uint64_t start);
 void shared_settle(struct fm_client *c, struct fm_store *st);
@@ -392,6 +405,16 @@ bool share_unref(struct fm_region *r, uint64_t page, struct fm_page_key *gone);
 bool copy_release(struct fm_region *r, uint64_t page, struct fm_page_key *gone);
 void store_forget(struct fm_client *c, struct fm_region *r, uint64_t page, uint8_t *s, struct fm_store *st);
 void share_region_free(struct fm_region *r);
+/* After a restart (persist.c): backings and their counts rebuilt from the
+ * state files' records, regions linked to them as they come back. */
+void share_load_ref(const uint64_t id[2], uint64_t page);
+bool share_drop_ref(const uint64_t id[2], uint64_t page, struct fm_page_key *gone);
+struct fm_backing *share_find(const uint64_t id[2]);
+int share_key(struct fm_backing *b, const unsigned char *secret);
+int share_attach_slot(struct fm_region *r, uint16_t slot, struct fm_backing *b);
+int share_attach_page(struct fm_region *r, uint64_t page, uint16_t slot);
+uint16_t share_slot_of(const struct fm_region *r, uint64_t page);
+void share_free_all(void);
 struct fm_share_counters {
 	uint64_t shared_now;   /* store copies in frozen namespaces */
 	uint64_t fork_shared;  /* stored pages forks handed to clones by reference */
@@ -408,11 +431,27 @@ void persist_noattach(struct fm_region *r);
 int persist_attach(struct fm_client *c, struct fm_region *r, const char **why);
 void persist_gc(time_t started);
 void persist_dropped(struct fm_region *r);
-/* Record the version of page p's store copy (0: none) where a restart finds it. */
+void persist_scan(void);
+int persist_slot(struct fm_region *r, uint16_t slot, const struct fm_backing *b);
+void persist_sid(struct fm_region *r);
+void persist_holder(struct fm_region *r, pid_t pid, bool on);
+bool persist_evictable(struct fm_region *r);
+/* Record the version of page p's own store copy (0: none) where a restart
+ * finds it; the region's high-water mark first, so versions after a restart
+ * start above it. */
 static inline void persist_set(struct fm_region *r, uint64_t p, uint32_t version)
 {
-	if (r->precs && p < r->pcap)
+	if (r->precs && p < r->pcap) {
+		if (version > *r->phwm)
+			*r->phwm = version;
 		r->precs[p] = version;
+	}
+}
+/* Page p refers to the copy of backing `slot` (1-based) with this version. */
+static inline void persist_share(struct fm_region *r, uint64_t p, uint16_t slot, uint32_t version)
+{
+	if (r->precs && p < r->pcap)
+		r->precs[p] = (uint64_t)slot << 32 | version;
 }
 
 /* tenant.c */

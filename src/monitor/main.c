@@ -531,6 +531,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fluidmemd: --state-dir %s: %s\n", D.opt.state_dir, strerror(errno));
 		return 1;
 	}
+	persist_scan(); /* the copies earlier monitors' forks left shared */
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -608,6 +609,7 @@ int main(int argc, char **argv)
 	tenants_free();
 	pthread_mutex_unlock(&D.lock);
 	worker_release_current();
+	share_free_all();
 	close(sfd);
 	if (D.persist)
 		rmdir(D.opt.state_dir); /* when empty */

@@ -63,6 +63,10 @@ uint8_t *page_state(struct fm_region *r, uint64_t page, bool create)
 		r->chunks[c] = calloc(CHUNK_PAGES, 1 + sizeof(uint32_t));
 		if (!r->chunks[c])
 			return NULL;
+		/* after a restart: above every version the store may hold */
+		uint32_t *v = (uint32_t *)(r->chunks[c] + CHUNK_PAGES);
+		for (unsigned i = 0; r->vbase && i < CHUNK_PAGES; i++)
+			v[i] = r->vbase;
 	}
 	return &r->chunks[c][page % CHUNK_PAGES];
 }
@@ -187,6 +191,7 @@ void region_free(struct fm_region *r, struct fm_store *st)
 	explicit_bzero(r->secret, sizeof(r->secret));
 	munmap(r->mon, r->npages * PAGE);
 	close(r->memfd);
+	free(r->await);
 	if (r->shared) { /* its holders' counters were settled when they left */
 		free(r->views);
 		free(r->holders);
@@ -248,6 +253,14 @@ int map_add(struct fm_client *c, uint64_t start, uint64_t len, struct fm_region 
 	c->maps[i] = (struct fm_map){ .start = start, .len = len, .region = r, .page = page };
 	c->nmaps++;
 	return 0;
+}
+
+/* Is exactly this map there already? (A request sent again after a
+ * re-attach found it made by the ATTACH.) */
+bool map_has(struct fm_client *c, uint64_t start, uint64_t len, const struct fm_region *r, uint64_t page)
+{
+	struct fm_map *m = map_find(c, start);
+	return m && m->start == start && m->len == len && m->region == r && m->page == page;
 }
 
 /* Remove [start, end) from the maps, splitting a map cut in the middle. */

@@ -30,6 +30,7 @@
 
 static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t shared_now, fork_shared, fork_copied;
+static struct fm_backing *all; /* every backing, under share_lock */
 
 static uint16_t *slot_of(struct fm_region *r, uint64_t p, bool create)
 {
@@ -74,6 +75,11 @@ static uint32_t *ref_of(struct fm_backing *b, uint64_t p, bool create)
 
 static void backing_free(struct fm_backing *b)
 {
+	for (struct fm_backing **pp = &all; *pp; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
 	for (uint64_t c = 0; c < b->nchunks; c++)
 		free(b->refs[c]);
 	free(b->refs);
@@ -130,6 +136,7 @@ int share_freeze(struct fm_region *r)
 			b->nchunks = r->nchunks;
 			memcpy(b->id, r->sid, sizeof(b->id));
 			memcpy(b->secret, r->secret, sizeof(b->secret));
+			b->keyed = true;
 		}
 		if (!ref_of(b, c * CHUNK_PAGES, true) || !slot_of(r, c * CHUNK_PAGES, true))
 			goto nomem;
@@ -143,8 +150,19 @@ int share_freeze(struct fm_region *r)
 			r->backs[slot - 1].b = NULL;
 		goto nomem;
 	}
+	/* The state file (persist.c) learns the backing before any record
+	 * refers to it, the records before the new store id: the frozen
+	 * copies keep their keys, so a restart in between finds each page
+	 * under the right one either way. */
+	if (r->pfile && persist_slot(r, slot, b) < 0) {
+		fm_log("region %016llx: more backings than its state file holds; a restart will not take it back",
+		       (unsigned long long)r->id[0]);
+		persist_noattach(r);
+	}
 	/* Pass 2. */
 	pthread_mutex_lock(&share_lock);
+	b->next = all;
+	all = b;
 	for (uint64_t p = 0; p < r->npages; p++) {
 		if (!r->chunks[p / CHUNK_PAGES]) {
 			p |= CHUNK_PAGES - 1;
@@ -157,10 +175,12 @@ int share_freeze(struct fm_region *r)
 		r->backs[slot - 1].pages++;
 		*ref_of(b, p, false) = 1;
 		b->pages++;
+		persist_share(r, p, slot, *page_version(r, p));
 	}
 	atomic_fetch_add(&shared_now, b->pages);
 	pthread_mutex_unlock(&share_lock);
 	memcpy(r->sid, new_sid, sizeof(r->sid));
+	persist_sid(r);
 	return 0;
 nomem:
 	if (b && b->refs)
@@ -251,6 +271,138 @@ void share_region_free(struct fm_region *r)
 	r->share = NULL;
 	r->backs = NULL;
 	r->nshare = r->nbacks = 0;
+}
+
+/* ---- after a restart (persist.c) ----
+ * A backing's counts are not kept anywhere: they are the number of state
+ * files whose record of the page refers to it, counted at start. Each
+ * region that comes back links its slots to them again without counting. */
+
+static struct fm_backing *find(const uint64_t id[2])
+{
+	for (struct fm_backing *b = all; b; b = b->next)
+		if (b->id[0] == id[0] && b->id[1] == id[1])
+			return b;
+	return NULL;
+}
+
+struct fm_backing *share_find(const uint64_t id[2])
+{
+	pthread_mutex_lock(&share_lock);
+	struct fm_backing *b = find(id);
+	pthread_mutex_unlock(&share_lock);
+	return b;
+}
+
+/* One state file refers to the copy of page p under backing id. */
+void share_load_ref(const uint64_t id[2], uint64_t p)
+{
+	uint64_t c = p / CHUNK_PAGES;
+	pthread_mutex_lock(&share_lock);
+	struct fm_backing *b = find(id);
+	if (!b && (b = calloc(1, sizeof(*b)))) {
+		memcpy(b->id, id, sizeof(b->id));
+		b->next = all;
+		all = b;
+	}
+	if (b && c >= b->nchunks) {
+		uint32_t **n = realloc(b->refs, (c + 1) * sizeof(*n));
+		if (n) {
+			memset(n + b->nchunks, 0, (c + 1 - b->nchunks) * sizeof(*n));
+			b->refs = n;
+			b->nchunks = c + 1;
+		}
+	}
+	uint32_t *ref = b ? ref_of(b, p, true) : NULL;
+	if (!ref)
+		fm_log("out of memory counting a shared store copy: it may go before its last referent");
+	else if ((*ref)++ == 0) {
+		b->pages++;
+		atomic_fetch_add(&shared_now, 1);
+	}
+	pthread_mutex_unlock(&share_lock);
+}
+
+/* A state file that nobody took back let go of page p of backing id. True
+ * when that was the last reference: the copy's key is in *gone. */
+bool share_drop_ref(const uint64_t id[2], uint64_t p, struct fm_page_key *gone)
+{
+	bool last = false;
+	pthread_mutex_lock(&share_lock);
+	struct fm_backing *b = find(id);
+	uint32_t *ref = b ? ref_of(b, p, false) : NULL;
+	if (ref && *ref && --*ref == 0) {
+		last = true;
+		*gone = (struct fm_page_key){ { id[0], id[1] }, p };
+		atomic_fetch_sub(&shared_now, 1);
+		if (--b->pages == 0)
+			backing_free(b);
+	}
+	pthread_mutex_unlock(&share_lock);
+	return last;
+}
+
+/* The backing's seal key, as one of its referents' state unwrapped it:
+ * the first sets it, the others must agree. */
+int share_key(struct fm_backing *b, const unsigned char *secret)
+{
+	int rc = 0;
+	pthread_mutex_lock(&share_lock);
+	if (!b->keyed) {
+		memcpy(b->secret, secret, sizeof(b->secret));
+		b->keyed = true;
+	} else if (memcmp(b->secret, secret, sizeof(b->secret))) {
+		rc = -EINVAL;
+	}
+	pthread_mutex_unlock(&share_lock);
+	return rc;
+}
+
+/* r's slot (1-based) refers to b again. */
+int share_attach_slot(struct fm_region *r, uint16_t slot, struct fm_backing *b)
+{
+	if (!slot)
+		return -EINVAL;
+	if (slot > r->nbacks) {
+		struct fm_share_slot *n = realloc(r->backs, slot * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		memset(n + r->nbacks, 0, (slot - r->nbacks) * sizeof(*n));
+		r->backs = n;
+		r->nbacks = slot;
+	}
+	if (r->backs[slot - 1].b && r->backs[slot - 1].b != b)
+		return -EINVAL;
+	r->backs[slot - 1].b = b;
+	return 0;
+}
+
+/* Page p of r refers to its slot's copy again (counted at start already). */
+int share_attach_page(struct fm_region *r, uint64_t p, uint16_t slot)
+{
+	if (!slot || slot > r->nbacks || !r->backs[slot - 1].b)
+		return -EINVAL;
+	uint16_t *sl = slot_of(r, p, true);
+	if (!sl)
+		return -ENOMEM;
+	*sl = slot;
+	r->backs[slot - 1].pages++;
+	return 0;
+}
+
+uint16_t share_slot_of(const struct fm_region *r, uint64_t p)
+{
+	uint64_t c = p / CHUNK_PAGES;
+	return c < r->nshare && r->share[c] ? r->share[c][p % CHUNK_PAGES] : 0;
+}
+
+/* At exit: backings left to the next monitor (their copies stay). */
+void share_free_all(void)
+{
+	pthread_mutex_lock(&share_lock);
+	while (all)
+		backing_free(all);
+	pthread_mutex_unlock(&share_lock);
 }
 
 void share_note_copied(uint64_t pages)

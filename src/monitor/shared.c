@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fluidmemd.h"
 #include "validate.h"
@@ -59,6 +60,7 @@ static int hold(struct fm_region *r, struct fm_client *c)
 		return -ENOMEM;
 	c->shared[c->nshared++] = r;
 	r->holders[r->nholders++] = c;
+	persist_holder(r, c->pid, true);
 	return 0;
 }
 
@@ -120,6 +122,7 @@ static bool leave(struct fm_region *r, struct fm_client *c)
 			r->nholders--;
 			break;
 		}
+	persist_holder(r, c->pid, false);
 	if (r->owner != c)
 		return false;
 	fm_stats_add(&c->st, &r->sst);
@@ -201,7 +204,9 @@ int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const c
 		if (fstat(r->memfd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 			struct fm_adopt ad = { .addr = j->addr, .len = j->len, .offset = j->offset - r->base_off };
 			rc = j->offset < r->base_off ? -EINVAL : proto_check_adopt(&ad, r->npages, why);
-			if (rc == 0)
+			if (rc == 0 && map_has(c, j->addr, j->len, r, ad.offset / PAGE))
+				rc = 0; /* sent again after a re-attach, which mapped it */
+			else if (rc == 0)
 				rc = map_add(c, j->addr, j->len, r, ad.offset / PAGE); /* views it */
 			if (rc == -EEXIST)
 				*why = "range overlaps a registered region";
@@ -209,4 +214,82 @@ int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const c
 	}
 	pthread_mutex_unlock(&D.shared_lock);
 	return rc;
+}
+
+/* FM_MSG_ATTACH of a shared region after a monitor restart: the first of
+ * its processes to come back rebuilds it from the memfd and its state file
+ * (persist.c), the others join it as at a fork. The memfd must be the
+ * region's own file. Caller holds c's lock. */
+int shared_attach(struct fm_client *c, const struct fm_attach *a, int memfd, const char **why)
+{
+	struct stat sa, sb;
+	if (fstat(memfd, &sa) < 0) {
+		*why = "bad descriptor";
+		return -EBADF;
+	}
+	pthread_mutex_lock(&D.shared_lock);
+	struct fm_region *r = D.shared;
+	for (; r; r = r->next)
+		if (r->id[0] == a->region[0] && r->id[1] == a->region[1])
+			break;
+	int rc;
+	if (r) {
+		*why = "the descriptor is not the shared region's memfd";
+		rc = -EPERM;
+		if (fstat(r->memfd, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+		    a->base_off == r->base_off && a->map_page + a->len / PAGE <= r->npages) {
+			rc = map_add(c, a->addr, a->len, r, a->map_page);
+			*why = "range overlaps a registered region";
+		}
+		if (rc == 0) {
+			pthread_mutex_lock(&r->lock);
+			for (unsigned i = 0; i < r->nawait; i++)
+				if (r->await[i].pid == c->pid)
+					r->await[i--] = r->await[--r->nawait];
+			pthread_mutex_unlock(&r->lock);
+			close(memfd); /* the region has its own */
+		}
+		pthread_mutex_unlock(&D.shared_lock);
+		return rc;
+	}
+	int err = 0;
+	r = region_new(c, memfd, a->base_off, a->npages * PAGE, a->flags, &err);
+	if (!r) {
+		pthread_mutex_unlock(&D.shared_lock);
+		*why = "cannot map the region";
+		return err;
+	}
+	memcpy(r->id, a->region, sizeof(r->id));
+	memcpy(r->sid, a->region, sizeof(r->sid));
+	memcpy(r->secret, a->secret, sizeof(r->secret));
+	shared_register(c, r);
+	rc = map_add(c, a->addr, a->len, r, a->map_page);
+	if (rc < 0)
+		*why = "range overlaps a registered region";
+	else
+		rc = persist_attach(c, r, why);
+	if (rc < 0) {
+		/* unlink it again without touching its memfd, store data or file */
+		map_remove_range(c, a->addr, a->addr + a->len);
+		for (unsigned i = 0; i < c->nshared; i++)
+			if (c->shared[i] == r)
+				c->shared[i--] = c->shared[--c->nshared];
+		r->nholders = 0;
+		account_resident(c, -(int64_t)r->resident);
+		for (uint64_t i = 0; i < r->nchunks; i++) {
+			free(r->chunks[i]);
+			r->chunks[i] = NULL;
+		}
+		r->resident = 0;
+		persist_forget(r);
+		r->memfd = -1;
+		pthread_mutex_unlock(&D.shared_lock);
+		region_free(r, NULL);
+		return rc;
+	}
+	r->next = D.shared;
+	D.shared = r;
+	c->st.regions++;
+	pthread_mutex_unlock(&D.shared_lock);
+	return 0;
 }

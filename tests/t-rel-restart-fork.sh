@@ -1,0 +1,108 @@
+# fluidmemd is killed (SIGKILL) under process trees and restarted, with
+# memcached: what a fork shares in the store and what processes share in
+# memory is taken back too.
+# 1. cowfork at 4x overcommit (16 MiB over 4 MiB): the parent forks 3
+#    children (each forks a grandchild) after its pages are in the store;
+#    they verify their snapshot and rewrite their own memory while the
+#    parent rewrites its own. The monitor dies once every child exists and
+#    a new one takes every process back: all verify (exit 0), the new
+#    monitor serves faults from the store, and once all have exited the
+#    store holds nothing (the shared copies' counts were rebuilt right).
+# 2. shared (64 MiB MAP_SHARED|MAP_ANONYMOUS over 16 MiB, a parent and two
+#    children writing, reading and counting in the same pages): the
+#    monitor dies mid-run; the result matches kernel shared memory.
+. "$(dirname "$0")/lib.sh"
+[ -x "$FM_BUILD/libfluidmem-preload.so" ] || skip "build/ not built"
+
+totals() {
+	"$FLUIDMEM" status --json | python3 -c "import json,sys; d=json.load(sys.stdin); t=d['totals']; print(t['faults_store'], t['evictions'], t['clients'], d['store_shared_pages'])"
+}
+mc_items() {
+	python3 - "$MC_PORT" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"stats\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    buf += s.recv(65536)
+print(dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith("STAT"))["curr_items"])
+EOF
+}
+# wait_faults N: until the monitor has served N faults from the store
+wait_faults() {
+	for _ in $(seq 1 300); do
+		set -- "$1" $(totals 2>/dev/null || echo 0 0 0 0)
+		[ "${2:-0}" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "the programs did not page (faults_store ${2:-0})"
+}
+# kill_restart NAME BUDGET URL: SIGKILL the monitor, 1 s without one, a new one
+kill_restart() {
+	set -- "$1" "$2" "$3" $(totals)
+	note "$1: before the kill: faults_store=$4 evictions=$5 clients=$6 store_shared_pages=$7"
+	kill -9 "$FM_MON_PID"
+	wait "$FM_MON_PID" 2>/dev/null
+	cp "$FM_MON_LOG" "$T/mon-$1-1.log"
+	rm -f "$FM_SOCK"
+	sleep 1
+	start_monitor --local-memory "$2" --store "$3"
+}
+
+start_memcached
+URL="memcached://127.0.0.1:$MC_PORT?timeout_ms=3000"
+
+# 1. fork tree
+SECONDS=0
+start_monitor --local-memory 4M --store "$URL"
+FLUIDMEM_REATTACH_SECONDS=30 "$FLUIDMEM" run --local-memory 4M -- "$FM_BUILD/tests/cowfork" 16 3 --nested --passes 6 \
+	>"$T/fork.out" 2>"$T/fork.err" & pid=$!
+for _ in $(seq 1 600); do grep -q "^forks done" "$T/fork.out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+grep -q "^forks done" "$T/fork.out" || { cat "$T/fork.out" "$T/fork.err"; fail "fork: the forks never finished"; }
+note "fork: forks done after ${SECONDS}s"
+[ "$(totals | cut -d' ' -f3)" -ge 7 ] || fail "fork: want 7 processes connected, status says $(totals)"
+[ "$(totals | cut -d' ' -f4)" -gt 0 ] || fail "fork: no store copy shared when the monitor died"
+kill_restart fork 4M "$URL"
+rc=0
+wait $pid || rc=$?
+cat "$T/fork.out"
+[ $rc -eq 0 ] || { cat "$T/fork.err" "$FM_MON_LOG"; fail "fork: cowfork exited $rc"; }
+grep -q "^cowfork ok" "$T/fork.out" || fail "fork: no verdict"
+back=$(grep -c "re-attached to the restarted monitor" "$T/fork.err")
+note "fork: $back process(es) re-attached: $(grep -c 're-attached with' "$FM_MON_LOG") by the new monitor's count"
+[ "$back" -ge 7 ] || { cat "$T/fork.err"; fail "fork: want all 7 processes re-attached, $back did"; }
+set -- $(totals)
+note "fork: the restarted monitor served faults_store=$1 evictions=$2"
+[ "$1" -gt 0 ] || fail "fork: no fault served from the store after the restart"
+for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
+left=$(mc_items)
+note "fork: the store holds $left pages at the end, $(totals | cut -d' ' -f4) counted shared"
+[ "$left" -eq 0 ] || fail "fork: $left pages leaked in the store"
+[ "$(totals | cut -d' ' -f4)" -eq 0 ] || fail "fork: shared pages still counted"
+stop_monitor
+[ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "fork: state files left: $(ls "$T/state")"
+
+# 2. shared memory of a process tree
+ref=$(FLUIDMEM_SHARED=0 "$FM_BUILD/tests/shared" 64 2>&1) || fail "kernel shared memory: $ref"
+start_monitor --local-memory 16M --store "$URL"
+FLUIDMEM_REATTACH_SECONDS=30 fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 >"$T/s.out" 2>"$T/s.err" & pid=$!
+wait_faults 4000
+kill_restart shared 16M "$URL"
+rc=0
+wait $pid || rc=$?
+cat "$T/s.out"
+[ $rc -eq 0 ] || { cat "$T/s.err" "$FM_MON_LOG"; fail "shared: exit $rc"; }
+[ "$(cat "$T/s.out")" = "$ref" ] || fail "shared: '$(cat "$T/s.out")' vs kernel shared memory '$ref'"
+back=$(grep -c "re-attached to the restarted monitor" "$T/s.err")
+note "shared: $back process(es) re-attached"
+[ "$back" -ge 3 ] || { cat "$T/s.err"; fail "shared: want the 3 processes re-attached, $back did"; }
+set -- $(totals)
+sfs=$(json_get "$T/s.json" shared_faults_store)
+note "shared: the restarted monitor served faults_store=$1 evictions=$2 (shared_faults_store=$sfs)"
+[ "$sfs" -gt 0 ] || fail "shared: no shared page came back from the store after the restart"
+[ "$2" -gt 0 ] || fail "shared: no eviction after the restart"
+for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
+[ "$(mc_items)" -eq 0 ] || fail "shared: $(mc_items) pages leaked in the store"
+stop_monitor
+[ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "shared: state files left: $(ls "$T/state")"
+exit 0
