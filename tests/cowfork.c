@@ -7,7 +7,7 @@
  * the first quarter of its memory (MADV_DONTNEED: zeros for it), which the
  * children must still see.
  *
- * usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N]
+ * usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N] [--pause MS]
  * --step: before and after each fork, print "before N" / "forked N MS" and
  * wait for a line on stdin (the test reads the monitor's counters there);
  * children wait until every fork is done. Prints each fork's duration.
@@ -15,7 +15,9 @@
  * snapshot while the child verifies and rewrites its own memory.
  * --passes N: each child (and grandchild) rewrites and verifies its memory
  * N times (default 1), so the tree runs long enough to kill the monitor
- * under it; "forks done" is printed once every child exists. */
+ * under it; "forks done" is printed once every child exists.
+ * --pause MS: each child (and grandchild) sleeps MS before verifying its
+ * snapshot (a monitor restart then finds its pages still shared). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,17 +78,19 @@ static void wait_line(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N]\n");
+		fprintf(stderr, "usage: cowfork MIB CHILDREN [--step] [--nested] [--passes N] [--pause MS]\n");
 		return 2;
 	}
 	size_t pages = (strtoul(argv[1], NULL, 10) << 20) / PAGE;
 	int children = atoi(argv[2]);
-	int step = 0, nested = 0, cpasses = 1;
+	int step = 0, nested = 0, cpasses = 1, pause_ms = 0;
 	for (int i = 3; i < argc; i++) {
 		step |= strcmp(argv[i], "--step") == 0;
 		nested |= strcmp(argv[i], "--nested") == 0;
 		if (strcmp(argv[i], "--passes") == 0 && i + 1 < argc)
 			cpasses = atoi(argv[++i]);
+		if (strcmp(argv[i], "--pause") == 0 && i + 1 < argc)
+			pause_ms = atoi(argv[++i]);
 	}
 	if (children < 1 || children > 16)
 		return 2;
@@ -123,6 +127,8 @@ int main(int argc, char **argv)
 			if (gc < 0)
 				_exit(4);
 			const char *who = nested && gc == 0 ? "grandchild" : "child";
+			if (pause_ms)
+				usleep((useconds_t)pause_ms * 1000);
 			for (size_t p = 0; p < pages; p++)
 				if (check_page(who, m + p * WORDS, p, gen))
 					_exit(1);

@@ -3,14 +3,17 @@
 # memory is taken back too.
 # 1. cowfork at 4x overcommit (16 MiB over 4 MiB): the parent forks 3
 #    children (each forks a grandchild) after its pages are in the store;
-#    they verify their snapshot and rewrite their own memory while the
-#    parent rewrites its own. The monitor dies once every child exists and
+#    they wait 2 s, verify their snapshot (most of it shared copies in the
+#    store) and rewrite their own memory while the parent rewrites its own. The monitor dies once every child exists and
 #    a new one takes every process back: all verify (exit 0), the new
 #    monitor serves faults from the store, and once all have exited the
 #    store holds nothing (the shared copies' counts were rebuilt right).
 # 2. shared (64 MiB MAP_SHARED|MAP_ANONYMOUS over 16 MiB, a parent and two
 #    children writing, reading and counting in the same pages): the
 #    monitor dies mid-run; the result matches kernel shared memory.
+# 3. a fork snapshot the child has not adopted yet: the child waits in its
+#    fork handler (FLUIDMEM_TEST_FORK_DELAY_MS) while the monitor is killed
+#    and restarted, then takes the snapshot back from its state file.
 . "$(dirname "$0")/lib.sh"
 [ -x "$FM_BUILD/libfluidmem-preload.so" ] || skip "build/ not built"
 
@@ -55,12 +58,15 @@ URL="memcached://127.0.0.1:$MC_PORT?timeout_ms=3000"
 # 1. fork tree
 SECONDS=0
 start_monitor --local-memory 4M --store "$URL"
-FLUIDMEM_REATTACH_SECONDS=30 "$FLUIDMEM" run --local-memory 4M -- "$FM_BUILD/tests/cowfork" 16 3 --nested --passes 6 \
+FLUIDMEM_REATTACH_SECONDS=30 "$FLUIDMEM" run --local-memory 4M -- "$FM_BUILD/tests/cowfork" 16 3 --nested --passes 4 --pause 2000 \
 	>"$T/fork.out" 2>"$T/fork.err" & pid=$!
 for _ in $(seq 1 600); do grep -q "^forks done" "$T/fork.out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 grep -q "^forks done" "$T/fork.out" || { cat "$T/fork.out" "$T/fork.err"; fail "fork: the forks never finished"; }
 note "fork: forks done after ${SECONDS}s"
+for _ in $(seq 1 50); do [ "$(totals | cut -d' ' -f3)" -ge 7 ] && break; sleep 0.1; done # grandchildren
 [ "$(totals | cut -d' ' -f3)" -ge 7 ] || fail "fork: want 7 processes connected, status says $(totals)"
+# the children sleep 2 s before reading their snapshot: it is still shared
+[ "$(totals | cut -d' ' -f4)" -gt 1000 ] || fail "fork: few store copies shared when the monitor dies: $(totals)"
 [ "$(totals | cut -d' ' -f4)" -gt 0 ] || fail "fork: no store copy shared when the monitor died"
 kill_restart fork 4M "$URL"
 rc=0
@@ -81,6 +87,42 @@ note "fork: the store holds $left pages at the end, $(totals | cut -d' ' -f4) co
 [ "$(totals | cut -d' ' -f4)" -eq 0 ] || fail "fork: shared pages still counted"
 stop_monitor
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "fork: state files left: $(ls "$T/state")"
+
+# 3. an unadopted snapshot (before 2: the fork tree's store is empty again)
+wait_out() { # FILE TEXT
+	for _ in $(seq 1 600); do grep -q "^$2" "$1" && return 0; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	cat "$1"
+	fail "the program never printed '$2'"
+}
+start_monitor --local-memory 4M --store "$URL"
+rm -f "$T/in"
+mkfifo "$T/in"
+FLUIDMEM_TEST_FORK_DELAY_MS=3000 FLUIDMEM_REATTACH_SECONDS=30 "$FLUIDMEM" run --local-memory 4M -- \
+	"$FM_BUILD/tests/cowfork" 16 2 --step <"$T/in" >"$T/u.out" 2>"$T/u.err" & pid=$!
+exec 3>"$T/in"
+wait_out "$T/u.out" "before 0"
+echo go >&3
+wait_out "$T/u.out" "forked 0"
+kill_restart unadopted 4M "$URL" # child 0 is still in its fork handler
+echo go >&3
+wait_out "$T/u.out" "before 1"
+echo go >&3
+wait_out "$T/u.out" "forked 1"
+echo go >&3
+exec 3>&-
+rc=0
+wait $pid || rc=$?
+cat "$T/u.out"
+[ $rc -eq 0 ] || { cat "$T/u.err" "$FM_MON_LOG"; fail "unadopted: cowfork exited $rc"; }
+grep -q "^cowfork ok" "$T/u.out" || fail "unadopted: no verdict"
+back=$(grep -c "re-attached to the restarted monitor" "$T/u.err")
+note "unadopted: $back process(es) re-attached (the parent and the child that had not adopted its snapshot)"
+[ "$back" -eq 2 ] || { cat "$T/u.err"; fail "unadopted: want 2 re-attached, $back did"; }
+[ "$(stat_of faults_store)" -gt 0 ] || fail "unadopted: no fault served from the store after the restart"
+for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
+[ "$(mc_items)" -eq 0 ] || fail "unadopted: $(mc_items) pages leaked in the store"
+stop_monitor
+[ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "unadopted: state files left: $(ls "$T/state")"
 
 # 2. shared memory of a process tree
 ref=$(FLUIDMEM_SHARED=0 "$FM_BUILD/tests/shared" 64 2>&1) || fail "kernel shared memory: $ref"

@@ -90,6 +90,7 @@ static struct {
 	 * before its heap is back, when a program's own getenv (bash has one)
 	 * could not run. */
 	char sock_path[108];
+	unsigned fork_delay_ms;    /* tests: a fork child waits this long before it reconnects */
 	struct fm_hello hello;
 	/* fork snapshot, from prepare to the parent/child handlers */
 	struct fm_snapshot_entry snap[FM_SNAPSHOT_TOTAL];
@@ -308,6 +309,8 @@ static void read_settings(void)
 		G.hello.local_limit = 0;
 	const char *wait = getenv("FLUIDMEM_REATTACH_SECONDS");
 	G.reattach_secs = wait && *wait ? (unsigned)strtoul(wait, NULL, 10) : 60;
+	const char *delay = getenv("FLUIDMEM_TEST_FORK_DELAY_MS");
+	G.fork_delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
 }
 
 static int connect_monitor(void)
@@ -1153,6 +1156,13 @@ static void fork_child(void)
 	}
 	int nprivate = 0;
 	bool persist = G.persist; /* the parent's monitor keeps state */
+	if (G.fork_delay_ms)
+		nap_ms(G.fork_delay_ms);
+	/* The monitor that made the snapshot died (its connection, the
+	 * parent's, is closed): a restarted one has no pending snapshot to
+	 * adopt, only the state files; take them back like a re-attach. */
+	struct pollfd pf = { .fd = G.sock, .events = POLLRDHUP };
+	bool gone = poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL));
 	/* The parent's connection, uffd and private memfds are the parent's
 	 * business; shared regions are mapped here too and stay in the table. */
 	close(G.sock);
@@ -1179,13 +1189,14 @@ static void fork_child(void)
 	}
 	if (nprivate && (G.snap_err || G.snap_nfds == 0))
 		die_in_child(G.snap_err ? strerror(-G.snap_err) : "no snapshot");
-	bool offline = false;
-	if (connect_monitor() < 0) {
+	bool offline = persist && gone;
+	if (!offline && connect_monitor() < 0) {
 		if (!persist)
 			die_in_child("cannot reconnect to fluidmemd");
-		child_offline();
 		offline = true;
 	}
+	if (offline)
+		child_offline();
 	G.state = 1;
 	/* Every range registered and in the table before the first request:
 	 * if the monitor dies meanwhile, the re-attach takes all of them back

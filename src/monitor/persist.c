@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,11 +165,13 @@ static uint64_t pid_start(pid_t pid)
 	if (!p)
 		return 0;
 	unsigned long long start = 0;
+	char state = 0;
 	/* after ") ": state(3) ... starttime(22) */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		   &start) != 1)
+	if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &state, &start) != 2)
 		return 0;
-	return start;
+	/* a zombie leader may have live threads: it counts until reaped */
+	return state == 'X' ? 0 : start;
 }
 
 /* pid holds shared region r (on) or left it: the header names it, so that
@@ -349,6 +352,7 @@ static int each_data(int fd, off_t from, off_t to, int (*fn)(void *, off_t, off_
 struct rebuild {
 	struct fm_client *c;
 	struct fm_region *r;
+	uint16_t fold;          /* a fork's freeze cut short: its backing's slot */
 };
 
 static int resident_range(void *arg, off_t a, off_t b)
@@ -383,6 +387,13 @@ static int record_range(void *arg, off_t a, off_t b)
 		uint8_t *s = page_state(r, p, true);
 		if (!s)
 			return -ENOMEM;
+		if (!k && rb->fold) {
+			/* its own copy, under the id the freeze gave the backing:
+			 * the backing's now, as the freeze was going to make it */
+			k = rb->fold;
+			share_load_ref(r->backs[k - 1].b->id, p);
+			persist_share(r, p, k, v);
+		}
 		if (k && share_attach_page(r, p, k) < 0)
 			return -EINVAL; /* a slot the file does not name */
 		*page_version(r, p) = v;
@@ -395,8 +406,10 @@ static int record_range(void *arg, off_t a, off_t b)
 	return 0;
 }
 
-/* The backings r's file names: linked again, their keys unwrapped with r's. */
-static int attach_slots(struct fm_region *r, int fd, const char **why)
+/* The backings r's file names: linked again, their keys unwrapped with r's.
+ * One whose id is still r's own store id (*fold) is a fork's freeze the
+ * monitor died in (the records go to the backing before the new id). */
+static int attach_slots(struct fm_region *r, int fd, uint16_t *fold, const char **why)
 {
 	static _Thread_local struct pslot t[PSLOTS];
 	if (pread(fd, t, sizeof(t), PSLOT_OFF) != (ssize_t)sizeof(t)) {
@@ -413,6 +426,8 @@ static int attach_slots(struct fm_region *r, int fd, const char **why)
 			continue; /* no record refers to it any more */
 		unsigned char key[FM_SECRET_SIZE];
 		wrap(r->secret, e->bid, e->wrapped, key);
+		if (e->bid[0] == r->sid[0] && e->bid[1] == r->sid[1])
+			*fold = k;
 		if (share_key(b, key) < 0) {
 			*why = "the region's key does not open its fork relatives' store copies";
 			rc = -EPERM;
@@ -456,22 +471,28 @@ int persist_attach(struct fm_client *c, struct fm_region *r, const char **why)
 		*why = "cannot grow the region's state file";
 		goto out;
 	}
-	if ((rc = attach_slots(r, fd, why)) < 0)
+	memcpy(r->sid, h.sid[h.sid_sel & 1], sizeof(r->sid));
+	struct rebuild rb = { c, r, 0 };
+	if ((rc = attach_slots(r, fd, &rb.fold, why)) < 0)
 		goto out;
 	if ((rc = map_file(r, fd, have > r->npages ? have : r->npages)) < 0) {
 		*why = "cannot map the region's state file";
 		goto out;
 	}
 	r->dropped = h.flags & PH_DROPPED;
-	memcpy(r->sid, h.sid[h.sid_sel & 1], sizeof(r->sid));
 	r->vbase = h.hwm; /* before any page state chunk is made */
-	struct rebuild rb = { c, r };
 	*why = "cannot rebuild the region's page states";
 	rc = each_data(r->memfd, (off_t)r->base_off, (off_t)(r->base_off + r->npages * PAGE), resident_range, &rb);
 	if (rc == 0)
 		rc = each_data(fd, PHDR, (off_t)(PHDR + r->npages * sizeof(uint64_t)), record_range, &rb);
 	if (rc == -EINVAL)
 		*why = "the region's state file refers to a fork backing it does not name";
+	if (rc == 0 && rb.fold) { /* finish that freeze: a fresh id for its own copies */
+		if (getrandom(r->sid, sizeof(r->sid), 0) != sizeof(r->sid))
+			rc = -EIO;
+		else
+			persist_sid(r);
+	}
 	if (rc == 0 && r->shared) {
 		/* the others that held it: not evicted before they are back */
 		for (unsigned i = 0; i < PHOLDERS; i++) {
