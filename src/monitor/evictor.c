@@ -63,8 +63,14 @@ static void *evictor(void *arg)
 		pthread_mutex_unlock(&E.lock);
 		unsigned got = evict_largest(false);
 		pthread_mutex_lock(&E.lock);
-		if (!got) /* every client busy or protected: let the faults evict */
+		if (!got) {
+			/* every client busy (its handler holds its lock) or
+			 * protected: try again at the next kick. `wanted` is
+			 * cleared first, or no kick would signal: waiting with
+			 * it set slept for good while faults evicted inline. */
+			atomic_store(&E.wanted, false);
 			pthread_cond_wait(&E.cond, &E.lock);
+		}
 	}
 	pthread_mutex_unlock(&E.lock);
 	worker_release_current();

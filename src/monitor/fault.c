@@ -427,7 +427,22 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 	}
 }
 
-static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
+/* Does a fault on page p continue r's stream, with prefetch on for r? */
+static bool pf_streaming(const struct fm_region *r, uint64_t p)
+{
+	return D.opt.prefetch_max && !r->shared && r->pf_win &&
+	       (p == r->last_fault + 1 || (r->pf_next && p == r->pf_next)) &&
+	       !(D.opt.prefetch_gate && r->pf_score <= PF_OFF);
+}
+
+/* After the fault on page p (at addr) was answered, or, with `lead` (a
+ * stream going on: pf_streaming), before: then page p, still missing,
+ * leads the window's first step and is answered with it, one store read
+ * and one install for both instead of two round trips each. Returns
+ * whether p was installed (with lead; else the caller answers it alone,
+ * and the window was tried already). Client lock held. */
+static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr, bool lead,
+		     uint64_t t0)
 {
 	pf_judge(c, r, p);
 	bool stream = p == r->last_fault + 1 || (r->pf_next && p == r->pf_next);
@@ -437,7 +452,7 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	r->last_delta = delta;
 	r->last_fault = p;
 	if (!D.opt.prefetch_max)
-		return;
+		return false;
 	if ((stream || stride) && D.opt.prefetch_gate && r->pf_score <= PF_OFF) {
 		/* off for this region: judge the window it would have issued */
 		c->st.prefetch_skipped++;
@@ -447,16 +462,16 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			pf_issued(r, p + 1, p + 1 + (stride ? (uint64_t)delta * STRIDE_AHEAD : 4), 0, 1);
 		r->pf_win = 0;
 		r->pf_next = 0;
-		return;
+		return false;
 	}
 	if (stride) {
 		prefetch_stride(c, r, p, addr, delta);
-		return;
+		return false;
 	}
 	if (!stream) {
 		r->pf_win = 0;
 		r->pf_next = 0;
-		return;
+		return false;
 	}
 	unsigned win = r->pf_win ? r->pf_win * 2 : 4;
 	if (win > D.opt.prefetch_max)
@@ -465,23 +480,28 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	r->pf_next = p + win + 1;
 	struct fm_worker *w = worker_get();
 	if (!w)
-		return;
-	/* The window: the pages after p, contiguous in the client's map. Pages
-	 * still resident are stepped over (after a random pass a quarter of a
-	 * region is resident, scattered: stopping at them made windows of ~3
-	 * pages and broke the stream); a lost page or one in flight ends it. */
+		return false;
+	/* The window: `win` pages to fetch after p, contiguous in the
+	 * client's map. Pages still resident are stepped over (after a random
+	 * pass a quarter of a region is resident, scattered: stopping at them
+	 * made windows of ~3 pages and broke the stream); a lost page or one
+	 * in flight ends it. */
 	struct fm_map *m = map_find(c, addr);
 	uint64_t map_end = m ? m->page + m->len / PAGE : p + 1;
-	uint64_t end = p + 1 + win;
+	uint64_t end = p + 1 + 2 * (uint64_t)win;
 	if (end > r->npages)
 		end = r->npages;
 	if (end > map_end)
 		end = map_end;
-	uint64_t q[FM_BATCH_MAX];
-	uint8_t kind[FM_BATCH_MAX];
+	uint64_t q[FM_BATCH_MAX + 1];
+	uint8_t kind[FM_BATCH_MAX + 1];
 	unsigned n = 0;
+	if (lead) {
+		q[n] = p;
+		kind[n++] = (uint8_t)(*page_state(r, p, false) & PS_STATE);
+	}
 	uint64_t scan = p + 1;
-	for (; scan < end; scan++) {
+	for (; scan < end && n < win + lead; scan++) {
 		uint8_t *s = page_state(r, scan, true);
 		int k = s ? (*s & PS_STATE) : -1;
 		if (k == PS_RESIDENT)
@@ -492,23 +512,23 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		kind[n++] = (uint8_t)k;
 	}
 	r->pf_next = scan; /* the stream goes on at the first page not covered */
-	if (!n)
-		return;
-	/* Two steps, nearest first: the program is already running (its fault
-	 * was answered) and its next access is p+1; it waits for PF_CHUNK
-	 * pages, not for the window, then runs over them while the rest comes
-	 * in one batch (every step wakes it: more steps, more wake-ups). Each
-	 * step reads its stored pages in one batch and installs runs of one
-	 * kind with one ioctl each. Room is made after the window is in (the
-	 * budget is overshot by at most a window meanwhile): the eviction then
-	 * overlaps the program's run over the window instead of stalling it in
-	 * the middle. */
+	if (n == lead)
+		return false;
+	/* Two steps, nearest first: the program's next access is p+1 (or p
+	 * itself, with lead); it waits for PF_CHUNK pages, not for the window,
+	 * then runs over them while the rest comes in one batch (every step
+	 * wakes it: more steps, more wake-ups). Each step reads its stored
+	 * pages in one batch and installs runs of one kind with one ioctl
+	 * each. Room is made after the window is in (the budget is overshot
+	 * by at most a window meanwhile): the eviction then overlaps the
+	 * program's run over the window instead of stalling it in the middle. */
 	bool clean_ok = keeps_clean(w->store, r);
 	uint64_t done = 0;
 	unsigned off = 0;
-	bool stop = false;
+	bool stop = false, led = false;
 	while (off < n && !stop) {
-		unsigned k = off == 0 && n > PF_CHUNK ? PF_CHUNK : n - off;
+		unsigned first = PF_CHUNK + lead;
+		unsigned k = off == 0 && n > first ? first : n - off;
 		/* the stored pages of the step, in order, one buffer slot each */
 		unsigned nio = 0;
 		for (unsigned i = off; i < off + k; i++)
@@ -549,6 +569,15 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				if (clean)
 					*s |= PS_CLEAN;
 			}
+			if (lead && i == 0 && got) { /* the fault's own page: not a prefetch */
+				led = true;
+				record_latency(c, t0);
+				c->st.pages_prefetched--;
+				if (stored)
+					c->st.faults_store++;
+				else
+					c->st.faults_zero++;
+			}
 			done += got;
 			if (got < len) {
 				stop = true;
@@ -561,8 +590,10 @@ static void prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		off += k;
 	}
 	make_room(c, 0);
+	done -= led;
 	if (done)
 		pf_issued(r, p + 1, r->pf_next, done, 1);
+	return led;
 }
 
 /* The fault at addr in map m of region r (locked if shared). Returns true
@@ -633,6 +664,7 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 		}
 		return false;
 	}
+	bool tried = false; /* the stream's window, led by p, was tried */
 	switch (*s & PS_STATE) {
 	case PS_RESIDENT:
 		c->st.faults_spurious++;
@@ -643,6 +675,11 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 		return false;
 	case PS_EMPTY:
 		make_room(c, 1);
+		if (pf_streaming(r, p) && !tenant_at_cap(c, 1)) {
+			tried = true;
+			if (prefetch(c, r, p, addr, true, t0))
+				return false;
+		}
 		if (tenant_at_cap(c, 1) && atomic_load(&D.resident) >= atomic_load(&D.budget_pages)) {
 			/* no room here, none allowed in the store: out of memory */
 			fm_log("pid %d: uid %d is at its store cap and the budget is full: SIGBUS at %#llx",
@@ -660,12 +697,18 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 			return true;
 		}
 		make_room(c, 1);
+		if (pf_streaming(r, p)) {
+			tried = true;
+			if (prefetch(c, r, p, addr, true, t0))
+				return false;
+		}
 		if (!fault_store(c, r, p, s, addr))
 			return false;
 		break;
 	}
 	record_latency(c, t0);
-	prefetch(c, r, p, addr);
+	if (!tried)
+		prefetch(c, r, p, addr, false, t0);
 	return false;
 }
 
