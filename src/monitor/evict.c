@@ -6,8 +6,8 @@
  * monitor sees faults, not accesses, so FIFO is the order it knows).
  *
  * Evicting a batch (DESIGN.md): write-protect the victims through the owner's
- * userfaultfd, so a concurrent write waits instead of being lost; copy them
- * out through the monitor's mapping; write the non-zero ones to the store;
+ * userfaultfd, so a concurrent write waits instead of being lost; write the
+ * non-zero ones to the store straight from the monitor's mapping;
  * punch them out of the memfd; wake anyone who hit the write-protection (they
  * re-fault as MISSING and get the page back from the store). */
 #include <errno.h>
