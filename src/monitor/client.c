@@ -581,23 +581,28 @@ static void client_free(struct fm_client *c)
 	pthread_mutex_unlock(&c->lock);
 
 	/* Unlink and fold the counters into the totals in one step, so a
-	 * reader sees the client either live or done, never neither. */
+	 * reader sees the client either live or done, never neither. c->st
+	 * stays as it is: a walker holding a reference may still read it. */
+	struct fm_stats done = c->st;
 	pthread_mutex_lock(&D.lock);
 	for (struct fm_client **pp = &D.clients; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
-	c->st.regions = regions;
-	c->st.clients = 1;
-	c->st.resident_pages = 0;
-	c->st.stored_pages = 0;
-	fm_stats_add(&D.done, &c->st);
+	c->linked = false;
+	done.regions = regions;
+	done.clients = 1;
+	done.resident_pages = 0;
+	done.stored_pages = 0;
+	fm_stats_add(&D.done, &done);
 	if (c->tag) {
-		fm_stats_add(&c->tag->done, &c->st);
+		fm_stats_add(&c->tag->done, &done);
 		c->tag->clients--;
 	}
 	pthread_mutex_unlock(&D.lock);
+	while (atomic_load(&c->refs)) /* walkers let go within a lock timeout */
+		usleep(1000);
 	fm_debug("pid %d: gone, %llu faults, %llu evictions", (int)c->pid,
 		 (unsigned long long)(c->st.faults_zero + c->st.faults_store),
 		 (unsigned long long)c->st.evictions);
@@ -608,6 +613,7 @@ static void client_free(struct fm_client *c)
 	free(c->maps);
 	free(c->shared);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->seen_lock);
 	pthread_mutex_destroy(&c->ev_lock);
 	pthread_cond_destroy(&c->ev_cond);
 	free(c);
@@ -796,6 +802,7 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	c->attaching = hello->flags & FM_HELLO_REATTACH;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->seen_lock, NULL);
 	pthread_mutex_init(&c->ev_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
 	char tag[FM_TAG_MAX];
@@ -806,6 +813,7 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	c->tenant = tenant_get(c->uid);
 	c->next = D.clients;
 	D.clients = c;
+	c->linked = true;
 	pthread_mutex_unlock(&D.lock);
 
 	pthread_attr_t attr;
@@ -841,4 +849,46 @@ void clients_stop_all(void)
 			return;
 		usleep(10000);
 	}
+}
+
+/* Every client on the list, each with a reference that keeps it allocated
+ * (client_free waits for it): walk them with D.lock let go, since a client's
+ * lock can stay busy for seconds (store I/O to a server that stopped
+ * answering) and D.lock is needed by every other client. NULL when there
+ * are none or no memory. */
+struct fm_client **clients_get(size_t *n)
+{
+	*n = 0;
+	pthread_mutex_lock(&D.lock);
+	size_t k = 0;
+	for (struct fm_client *c = D.clients; c; c = c->next)
+		k++;
+	struct fm_client **v = k ? malloc(k * sizeof(*v)) : NULL;
+	for (struct fm_client *c = D.clients; v && c; c = c->next) {
+		atomic_fetch_add(&c->refs, 1);
+		v[(*n)++] = c;
+	}
+	pthread_mutex_unlock(&D.lock);
+	return v;
+}
+
+void clients_put(struct fm_client **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_fetch_sub(&v[i]->refs, 1);
+	free(v);
+}
+
+/* Take c's lock within ms milliseconds; false: it stayed busy. */
+bool client_lock_for(struct fm_client *c, unsigned ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_mutex_timedlock(&c->lock, &ts) == 0;
 }

@@ -2,9 +2,11 @@
  * or one tag) and change one tag's resident limit.
  *
  * Both evict through evict.c's evict_region(), from the control thread, in
- * rounds: each round takes D.lock, then each matching client's lock in
- * turn (the lock order of fluidmemd.h), evicts one batch per region, and
- * lets go, so the clients keep faulting between rounds. A tenant (a uid
+ * rounds: each round takes references on the clients (not holding D.lock
+ * while it waits for a client's lock, see fluidmemd.h), then each matching
+ * client's lock in turn, evicts one batch per region, and lets go, so the
+ * clients keep faulting between rounds. A client whose lock stays busy (a
+ * store server not answering) is passed over in that round. A tenant (a uid
  * other than root or the daemon's) acts on its own processes only, and a
  * tag it has no process in is "no such tag" whether or not it exists.
  * What it does not do: drop regions, or keep a busy client from faulting
@@ -55,13 +57,16 @@ static uint64_t evict_rounds(struct fm_tag *t, uid_t uid, uint64_t target, uint6
 	 * back as fast as we take them does not keep us here */
 	while (total < cap) {
 		uint64_t got = 0;
-		pthread_mutex_lock(&D.lock);
-		for (struct fm_client *c = D.clients; c; c = c->next) {
+		size_t n;
+		struct fm_client **v = clients_get(&n);
+		for (size_t k = 0; k < n; k++) {
+			struct fm_client *c = v[k];
 			if (!matches(c, t, uid) || !atomic_load(&c->resident))
 				continue;
 			if (t && atomic_load(&t->resident) <= target)
 				break;
-			pthread_mutex_lock(&c->lock);
+			if (!client_lock_for(c, 200))
+				continue;
 			for (struct fm_region *r = c->regions; r; r = r->next)
 				if (r->resident)
 					got += evict_region(r, D.opt.evict_batch, worker_store());
@@ -70,7 +75,7 @@ static uint64_t evict_rounds(struct fm_tag *t, uid_t uid, uint64_t target, uint6
 					got += evict_region(c->shared[i], D.opt.evict_batch, worker_store());
 			pthread_mutex_unlock(&c->lock);
 		}
-		pthread_mutex_unlock(&D.lock);
+		clients_put(v, n);
 		total += got;
 		if (!got || (t && atomic_load(&t->resident) <= target))
 			break;

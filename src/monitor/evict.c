@@ -389,8 +389,9 @@ void make_room(struct fm_client *c, uint64_t need)
 
 /* One batch from the client holding most pages (tenants within their
  * reserve excepted), for the threads that evict on nobody's fault: the
- * control thread after a resize, the background evictor. wait: block on the
- * client's lock, or only try it. Returns pages evicted. */
+ * control thread after a resize, the background evictor. wait: wait a while
+ * for the client's lock (never holding D.lock), or only try it. Returns
+ * pages evicted. */
 unsigned evict_largest(bool wait)
 {
 	unsigned got = 0;
@@ -400,11 +401,15 @@ unsigned evict_largest(bool wait)
 		if (!o->dead && !tenant_protected(o, NULL) &&
 		    (!best || atomic_load(&o->resident) > atomic_load(&best->resident)))
 			best = o;
-	if (best && (wait ? pthread_mutex_lock(&best->lock) : pthread_mutex_trylock(&best->lock)) == 0) {
+	if (best)
+		atomic_fetch_add(&best->refs, 1); /* D.lock goes before waiting for its lock */
+	pthread_mutex_unlock(&D.lock);
+	if (best && (wait ? client_lock_for(best, 1000) : pthread_mutex_trylock(&best->lock) == 0)) {
 		got = evict_client(best, D.opt.evict_batch);
 		pthread_mutex_unlock(&best->lock);
 	}
-	pthread_mutex_unlock(&D.lock);
+	if (best)
+		atomic_fetch_sub(&best->refs, 1);
 	return got;
 }
 

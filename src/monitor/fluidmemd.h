@@ -5,9 +5,13 @@
  * handler threads reading its one userfaultfd.
  * Locking: a client's mutex guards its regions, maps and every page state of
  * those regions; the daemon mutex guards the lists. Lock order: daemon, then
- * client, then the client's ev_lock (see struct fm_client). Eviction may take
- * another client's lock only with trylock. Resident counters that span
- * clients are atomics. */
+ * client, then the client's ev_lock (see struct fm_client). A client's lock
+ * is held across store I/O (eviction, prefetch, events), which can take
+ * seconds while a store server does not answer, so no thread holding the
+ * daemon mutex ever waits for a client's lock: it only tries it (eviction),
+ * or takes references on the clients (clients_get) and lets go of the
+ * daemon mutex first (status, metrics, control commands). Resident counters
+ * that span clients are atomics. */
 #ifndef FM_FLUIDMEMD_H
 #define FM_FLUIDMEMD_H
 
@@ -216,6 +220,14 @@ struct fm_client {
 	unsigned nshared, capshared;
 	atomic_bool attaching;        /* re-attaching after a monitor restart: its uffd is not
 				* read before FM_MSG_ATTACH_DONE (all its regions back) */
+	/* Walkers outside D.lock (clients_get): client_free waits for them. */
+	atomic_int refs;
+	bool linked;                  /* on D.clients (D.lock); its counters are not in D.done */
+	/* What a status or metrics reader saw last with the lock (seen_lock):
+	 * shown instead while the lock stays busy, so counters never go back. */
+	pthread_mutex_t seen_lock;
+	struct fm_stats seen;
+	uint64_t seen_size;           /* bytes of its regions */
 	struct fm_client *next;
 };
 
@@ -387,6 +399,9 @@ void evictor_kick(void);
 int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *hello,
 		 const int *fds, int nfds);
 void clients_stop_all(void);
+struct fm_client **clients_get(size_t *n);
+void clients_put(struct fm_client **v, size_t n);
+bool client_lock_for(struct fm_client *c, unsigned ms);
 
 /* Set or clear a page's INSTORE flag, keeping its tenant's store usage. */
 static inline void instore(struct fm_client *c, uint8_t *s, bool on)
@@ -468,6 +483,7 @@ void tenants_free(void);
 /* status.c */
 int status_render(char *buf, size_t cap, bool json, uid_t uid);
 void tag_stats(const char *tag, uid_t uid, struct fm_stats *out);
+bool client_view(struct fm_client *c, struct fm_stats *s, uint64_t *size);
 
 
 #endif

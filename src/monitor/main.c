@@ -341,6 +341,7 @@ static void accept_one(int lsock)
 static void gc_pending(void)
 {
 	uint64_t now = fm_now_ns();
+	struct fm_pending *old = NULL;
 	pthread_mutex_lock(&D.lock);
 	struct fm_pending **pp = &D.pending;
 	while (*pp) {
@@ -350,10 +351,16 @@ static void gc_pending(void)
 			continue;
 		}
 		*pp = pd->next;
+		pd->next = old;
+		old = pd;
+	}
+	pthread_mutex_unlock(&D.lock);
+	while (old) { /* store I/O: not under D.lock */
+		struct fm_pending *pd = old;
+		old = pd->next;
 		region_free(pd->region, worker_store()); /* takes its resident pages off the total */
 		free(pd);
 	}
-	pthread_mutex_unlock(&D.lock);
 }
 
 int main(int argc, char **argv)

@@ -1,8 +1,9 @@
 /* metrics.c - fluidmemd's counters for Prometheus, served by libmicrohttpd.
  *
- * One scrape renders everything under the same locks as `fluidmem status`
- * (D.lock, then each client's lock in turn), so the totals here equal the
- * totals of `fluidmem status --json` taken at the same moment. Counters are
+ * One scrape counts like `fluidmem status` (each client under its lock,
+ * or what was seen last while it stays busy; then D.lock for the totals of
+ * the clients that exited), so the totals here equal the totals of
+ * `fluidmem status --json` taken at the same moment. Counters are
  * given for the whole daemon (live clients plus every client that exited)
  * and per tag (the processes of one `fluidmem run`, or one VM); gauges give
  * the budget and what is resident and stored now. Fault latency is a
@@ -192,6 +193,24 @@ int metrics_render(char **out, size_t *len)
 	if (!f)
 		return -ENOMEM;
 
+	/* Each client's counters under its lock (within a moment, else the
+	 * last seen), without D.lock: see status_render. */
+	size_t nc;
+	struct fm_client **v = clients_get(&nc);
+	struct cview { struct fm_stats s; uint64_t stored, regions; } *cv = calloc(nc ? nc : 1, sizeof(*cv));
+	if (!cv) {
+		clients_put(v, nc);
+		fclose(f);
+		free(buf);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < nc; k++) {
+		uint64_t bytes;
+		if (client_view(v[k], &cv[k].s, &bytes))
+			pthread_mutex_unlock(&v[k]->lock);
+		cv[k].stored = cv[k].s.stored_pages;
+		cv[k].regions = cv[k].s.regions;
+	}
 	pthread_mutex_lock(&D.lock);
 	size_t ntags = 0;
 	for (struct fm_tag *t = D.tags; t; t = t->next)
@@ -200,6 +219,8 @@ int metrics_render(char **out, size_t *len)
 	struct agg *tg = calloc(ntags + 1, sizeof(*tg)), all = { 0 };
 	if (!tg) {
 		pthread_mutex_unlock(&D.lock);
+		free(cv);
+		clients_put(v, nc);
 		fclose(f);
 		free(buf);
 		return -ENOMEM;
@@ -211,14 +232,12 @@ int metrics_render(char **out, size_t *len)
 	}
 	qsort(tg, ntags, sizeof(*tg), cmp_tag);
 	all.s = D.done;
-	for (struct fm_client *c = D.clients; c; c = c->next) {
-		struct fm_stats s;
-		uint64_t stored = 0, regions = 0;
-		pthread_mutex_lock(&c->lock);
-		s = c->st;
-		for (struct fm_region *r = c->regions; r; r = r->next, regions++)
-			stored += r->stored;
-		pthread_mutex_unlock(&c->lock);
+	for (size_t k = 0; k < nc; k++) {
+		struct fm_client *c = v[k];
+		if (!c->linked) /* exited meanwhile: in D.done */
+			continue;
+		struct fm_stats s = cv[k].s;
+		uint64_t stored = cv[k].stored, regions = cv[k].regions;
 		fm_stats_add(&all.s, &s);
 		all.stored += stored;
 		all.regions += regions;
@@ -282,6 +301,8 @@ int metrics_render(char **out, size_t *len)
 	family_counters(f, tg, ntags, true);
 	pthread_mutex_unlock(&D.lock);
 	free(tg);
+	free(cv);
+	clients_put(v, nc);
 
 	if (fclose(f) != 0) {
 		free(buf);

@@ -519,20 +519,28 @@ out:
 	return rc;
 }
 
-/* Is a region with this id alive here? Caller holds D.lock. */
+/* Is a region with this id alive here (or may it be: a client whose lock
+ * stays busy counts as having it)? */
 static bool region_known(const uint64_t id[2])
 {
-	for (struct fm_client *c = D.clients; c; c = c->next) {
-		pthread_mutex_lock(&c->lock);
-		bool found = region_find(c, id) != NULL;
-		pthread_mutex_unlock(&c->lock);
-		if (found)
-			return true;
-	}
-	for (struct fm_pending *pd = D.pending; pd; pd = pd->next)
-		if (pd->region->id[0] == id[0] && pd->region->id[1] == id[1])
-			return true;
+	size_t n;
 	bool found = false;
+	struct fm_client **v = clients_get(&n);
+	for (size_t i = 0; i < n && !found; i++) {
+		if (!client_lock_for(v[i], 1000)) {
+			found = true;
+			break;
+		}
+		found = region_find(v[i], id) != NULL;
+		pthread_mutex_unlock(&v[i]->lock);
+	}
+	clients_put(v, n);
+	if (found)
+		return true;
+	pthread_mutex_lock(&D.lock);
+	for (struct fm_pending *pd = D.pending; pd && !found; pd = pd->next)
+		found = pd->region->id[0] == id[0] && pd->region->id[1] == id[1];
+	pthread_mutex_unlock(&D.lock);
 	pthread_mutex_lock(&D.shared_lock);
 	for (struct fm_region *r = D.shared; r && !found; r = r->next)
 		found = r->id[0] == id[0] && r->id[1] == id[1];
@@ -647,10 +655,7 @@ static void gc_one(const uint64_t id[2], const char *path, void *arg)
 	struct stat sb;
 	if (lstat(path, &sb) < 0 || sb.st_mtime >= started)
 		return; /* made by this monitor: a live region, maybe not linked yet */
-	pthread_mutex_lock(&D.lock);
-	bool known = region_known(id);
-	pthread_mutex_unlock(&D.lock);
-	if (known)
+	if (region_known(id)) /* takes the locks it needs: not under D.lock */
 		return;
 	static struct pstate o;
 	memset(&o, 0, sizeof(o));

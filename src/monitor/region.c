@@ -325,8 +325,10 @@ void client_release_unmapped(struct fm_client *c, struct fm_store *st)
  * and its process gets SIGBUS wherever it touches it from now on. */
 int region_drop(const uint64_t id[2])
 {
-	pthread_mutex_lock(&D.lock);
-	for (struct fm_client *c = D.clients; c; c = c->next) {
+	size_t n;
+	struct fm_client **v = clients_get(&n); /* D.lock is not held while waiting for a client's */
+	for (size_t i = 0; i < n; i++) {
+		struct fm_client *c = v[i];
 		pthread_mutex_lock(&c->lock);
 		struct fm_region *r = region_find(c, id);
 		if (r) {
@@ -338,10 +340,10 @@ int region_drop(const uint64_t id[2])
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (r) {
-			pthread_mutex_unlock(&D.lock);
+			clients_put(v, n);
 			return 0;
 		}
 	}
-	pthread_mutex_unlock(&D.lock);
+	clients_put(v, n);
 	return -ENOENT;
 }

@@ -3,6 +3,7 @@
  * requester sees only its own processes (tenants never learn of each other). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fluidmemd.h"
@@ -61,6 +62,100 @@ static void hex_id(char out[33], const uint64_t id[2])
 	snprintf(out, 33, "%016llx%016llx", (unsigned long long)id[0], (unsigned long long)id[1]);
 }
 
+/* A client's counters for a reader, and whether its lock came in time:
+ * taken under its lock (which is held across store I/O) within LOCK_MS,
+ * else the last ones a reader saw. Never called with D.lock held. Returns
+ * true with c's lock held (the caller lets go), false when it stayed busy. */
+#define LOCK_MS 200
+
+bool client_view(struct fm_client *c, struct fm_stats *s, uint64_t *size)
+{
+	bool locked = client_lock_for(c, LOCK_MS);
+	if (locked) {
+		client_stats(c, s);
+		*size = 0;
+		for (struct fm_region *r = c->regions; r; r = r->next)
+			*size += r->npages * PAGE;
+	}
+	pthread_mutex_lock(&c->seen_lock);
+	if (locked) {
+		c->seen = *s;
+		c->seen_size = *size;
+	} else {
+		*s = c->seen;
+		*size = c->seen_size;
+		s->resident_pages = atomic_load(&c->resident);
+		s->clients = 1;
+	}
+	pthread_mutex_unlock(&c->seen_lock);
+	return locked;
+}
+
+/* One client's row. */
+static void client_row(struct fm_client *c, bool json, FILE *f, struct fm_stats *s)
+{
+	uint64_t size;
+	bool locked = client_view(c, s, &size);
+	if (json) {
+		fprintf(f, "{\"pid\":%d,\"uid\":%d,\"tag\":\"%s\",\"size_bytes\":%llu,", (int)c->pid, (int)c->uid,
+			c->tag ? c->tag->name : "", (unsigned long long)size);
+		struct out o = { NULL, 0, 0 };
+		char tmp[4096];
+		o.buf = tmp;
+		o.cap = sizeof(tmp);
+		put_stats_json(&o, s);
+		fwrite(tmp, 1, o.len, f);
+		fprintf(f, ",\"inflight_max\":%u,\"fault_threads\":%u,\"busy\":%s", c->inflight_max,
+			c->nhelpers + 1, locked ? "false" : "true");
+		fprintf(f, ",\"regions_detail\":[");
+		bool rfirst = true;
+		for (struct fm_region *r = locked ? c->regions : NULL; r; r = r->next) {
+			char id[33];
+			hex_id(id, r->id);
+			fprintf(f, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":%s}",
+				rfirst ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
+				(unsigned long long)r->resident, (unsigned long long)r->stored,
+				(r->flags & FM_REGISTER_ADOPTED) ? "true" : "false");
+			rfirst = false;
+		}
+		/* shared regions: listed by their owner, with how many processes map them */
+		for (unsigned i = 0; locked && i < c->nshared; i++) {
+			struct fm_region *r = c->shared[i];
+			char id[33];
+			shared_lock(r);
+			if (r->owner == c) {
+				hex_id(id, r->id);
+				fprintf(f, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":false,\"shared\":true,\"processes\":%u}",
+					rfirst ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
+					(unsigned long long)r->resident, (unsigned long long)r->stored, r->nholders);
+				rfirst = false;
+			}
+			shared_unlock(r);
+		}
+		fprintf(f, "]}");
+	} else {
+		fprintf(f, "%8d %6d %-16.16s %7llu %10llu %10llu %10llu %10llu %10llu %9.1f %9.1f\n", (int)c->pid,
+			(int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)s->regions,
+			(unsigned long long)(size >> 20), (unsigned long long)(s->resident_pages * PAGE >> 20),
+			(unsigned long long)(s->stored_pages * PAGE >> 20),
+			(unsigned long long)(s->faults_zero + s->faults_store), (unsigned long long)s->evictions,
+			fm_lat_percentile(s->lat, 0.5) / 1e3, fm_lat_percentile(s->lat, 0.99) / 1e3);
+	}
+	if (locked)
+		pthread_mutex_unlock(&c->lock);
+}
+
+struct row {
+	char *text;
+	size_t len;
+	struct fm_stats s;
+};
+
+/* The status in three steps: references on the clients (D.lock, briefly),
+ * each client's row (its lock, within LOCK_MS, D.lock not held: a client
+ * busy in store I/O delays only its own row), then the totals and the rows
+ * of the clients still on the list (D.lock): a client that exited
+ * meanwhile is in D.done instead, so the totals count everyone once. */
 int status_render(char *buf, size_t cap, bool json, uid_t uid)
 {
 	struct out o = { buf, cap, 0 };
@@ -72,6 +167,23 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 
 	struct fm_share_counters sh;
 	share_counters(&sh);
+	size_t n;
+	struct fm_client **v = clients_get(&n);
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows) {
+		clients_put(v, n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (uid != 0 && v[i]->uid != uid)
+			continue;
+		FILE *f = open_memstream(&rows[i].text, &rows[i].len);
+		if (!f)
+			continue;
+		client_row(v[i], json, f, &rows[i].s);
+		if (fclose(f) != 0)
+			rows[i].text = NULL;
+	}
 	pthread_mutex_lock(&D.lock);
 	if (uid == 0)
 		total = D.done;
@@ -102,57 +214,12 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 		    "SIZE_MIB", "RES_MIB", "STORE_MIB", "FAULTS", "EVICTIONS", "P50_US", "P99_US");
 	}
 	bool first = true;
-	for (struct fm_client *c = D.clients; c; c = c->next) {
-		if (uid != 0 && c->uid != uid)
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].text || !v[i]->linked)
 			continue;
-		struct fm_stats s;
-		pthread_mutex_lock(&c->lock);
-		client_stats(c, &s);
-		uint64_t size = 0;
-		for (struct fm_region *r = c->regions; r; r = r->next)
-			size += r->npages * PAGE;
-		if (json) {
-			put(&o, "%s{\"pid\":%d,\"uid\":%d,\"tag\":\"%s\",\"size_bytes\":%llu,", first ? "" : ",",
-			    (int)c->pid, (int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)size);
-			put_stats_json(&o, &s);
-			put(&o, ",\"inflight_max\":%u,\"fault_threads\":%u", c->inflight_max, c->nhelpers + 1);
-			put(&o, ",\"regions_detail\":[");
-			for (struct fm_region *r = c->regions; r; r = r->next) {
-				char id[33];
-				hex_id(id, r->id);
-				put(&o, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":%s}",
-				    r == c->regions ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
-				    (unsigned long long)r->resident, (unsigned long long)r->stored,
-				    (r->flags & FM_REGISTER_ADOPTED) ? "true" : "false");
-			}
-			/* shared regions: listed by their owner, with how many processes map them */
-			bool rfirst = !c->regions;
-			for (unsigned i = 0; i < c->nshared; i++) {
-				struct fm_region *r = c->shared[i];
-				char id[33];
-				shared_lock(r);
-				if (r->owner == c) {
-					hex_id(id, r->id);
-					put(&o, "%s{\"id\":\"%s\",\"size_bytes\":%llu,\"resident_pages\":%llu,\"stored_pages\":%llu,\"adopted\":false,\"shared\":true,\"processes\":%u}",
-					    rfirst ? "" : ",", id, (unsigned long long)(r->npages * PAGE),
-					    (unsigned long long)r->resident, (unsigned long long)r->stored, r->nholders);
-					rfirst = false;
-				}
-				shared_unlock(r);
-			}
-			put(&o, "]}");
-		} else {
-			put(&o, "%8d %6d %-16.16s %7llu %10llu %10llu %10llu %10llu %10llu %9.1f %9.1f\n", (int)c->pid,
-			    (int)c->uid, c->tag ? c->tag->name : "", (unsigned long long)s.regions,
-			    (unsigned long long)(size >> 20), (unsigned long long)(s.resident_pages * PAGE >> 20),
-			    (unsigned long long)(s.stored_pages * PAGE >> 20),
-			    (unsigned long long)(s.faults_zero + s.faults_store),
-			    (unsigned long long)s.evictions, fm_lat_percentile(s.lat, 0.5) / 1e3,
-			    fm_lat_percentile(s.lat, 0.99) / 1e3);
-		}
-		pthread_mutex_unlock(&c->lock);
-		s.regions = 0; /* totals count live regions below */
-		fm_stats_add(&total, &s);
+		put(&o, "%s%.*s", json && !first ? "," : "", (int)rows[i].len, rows[i].text);
+		rows[i].s.regions = 0; /* totals count live regions below */
+		fm_stats_add(&total, &rows[i].s);
 		first = false;
 	}
 	/* Tenants: a row per uid (a tenant sees only its own). */
@@ -185,6 +252,10 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 		put(&o, "}}\n");
 	}
 	pthread_mutex_unlock(&D.lock);
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].text);
+	free(rows);
+	clients_put(v, n);
 	if (o.len >= o.cap)
 		return -1;
 	return (int)o.len;
@@ -192,25 +263,38 @@ int status_render(char *buf, size_t cap, bool json, uid_t uid)
 
 /* A tag's counters: its exited processes and its live ones. `clients` is
  * the number still connected, so a caller can wait for them to finish.
- * A non-root caller sees only a tag of its own uid (others read as empty). */
+ * A non-root caller sees only a tag of its own uid (others read as empty).
+ * Counted like status_render: the clients' locks without D.lock. */
 void tag_stats(const char *tag, uid_t uid, struct fm_stats *out)
 {
 	uint64_t live = 0;
 	memset(out, 0, sizeof(*out));
+	size_t n;
+	struct fm_client **v = clients_get(&n);
+	struct fm_stats *s = calloc(n ? n : 1, sizeof(*s));
+	bool *mine = calloc(n ? n : 1, sizeof(*mine));
+	for (size_t i = 0; s && mine && i < n; i++) {
+		struct fm_client *c = v[i];
+		if (!c->tag || strncmp(c->tag->name, tag, FM_TAG_MAX) != 0 || (uid != 0 && c->uid != uid))
+			continue;
+		uint64_t size;
+		if (client_view(c, &s[i], &size))
+			pthread_mutex_unlock(&c->lock);
+		mine[i] = true;
+	}
 	pthread_mutex_lock(&D.lock);
 	for (struct fm_tag *t = D.tags; t; t = t->next)
 		if (strncmp(t->name, tag, FM_TAG_MAX) == 0 && (uid == 0 || t->uid == uid))
 			*out = t->done;
-	for (struct fm_client *c = D.clients; c; c = c->next) {
-		if (!c->tag || strncmp(c->tag->name, tag, FM_TAG_MAX) != 0 || (uid != 0 && c->uid != uid))
+	for (size_t i = 0; s && mine && i < n; i++) {
+		if (!mine[i] || !v[i]->linked)
 			continue;
-		struct fm_stats s;
-		pthread_mutex_lock(&c->lock);
-		client_stats(c, &s);
-		pthread_mutex_unlock(&c->lock);
-		fm_stats_add(out, &s);
+		fm_stats_add(out, &s[i]);
 		live++;
 	}
 	out->clients = live;
 	pthread_mutex_unlock(&D.lock);
+	free(s);
+	free(mine);
+	clients_put(v, n);
 }

@@ -338,56 +338,74 @@ static int every_copy(const struct mc_store *s, const struct fm_store_io *io)
 
 /* ---- read ---- */
 
-/* Send one multi-get per server, then fetch the answers of each. */
-static void read_round(struct mc_store *s, struct fm_store_io *ios)
+/* Keys per multi-get: the requests of one (~70 bytes each) fit libmemcached's
+ * 8 KiB write buffer, so they leave in the one send that ends the call, and
+ * its answers (4 KiB each) are read before the next is sent. A larger one
+ * filled the write buffer mid-call: libmemcached then waited for the socket
+ * once per remaining key (a poll timeout each when the server stopped
+ * reading, minutes for a prefetch window), and a server writing answers we
+ * were not reading yet stopped reading our requests (both socket buffers
+ * full), the shape of a monitor freeze seen once in the soak. */
+#define MGET_MAX 48
+
+/* A server's keys in [lo, ngrp) will not be answered: count the copy tried
+ * and take them out of the rest of this round. */
+static void group_fail(struct mc_store *s, struct mc_server *v, size_t lo, memcached_return_t rc)
+{
+	srv_fail(v, rc);
+	for (size_t g = lo; g < v->ngrp; g++)
+		s->tried[v->grp[g]]++;
+	v->ngrp = lo;
+}
+
+/* Keys [lo, lo + MGET_MAX) of every server's group: one multi-get per
+ * server, then the answers of each. */
+static void read_chunk(struct mc_store *s, struct fm_store_io *ios, size_t lo)
 {
 	for (unsigned x = 0; x < s->nsrv; x++) {
 		struct mc_server *v = &s->srv[x];
-		if (!v->ngrp)
+		if (v->ngrp <= lo)
 			continue;
-		for (size_t g = 0; g < v->ngrp; g++) {
-			s->kp[g] = s->keys[v->grp[g]];
-			s->kl[g] = s->keylen[v->grp[g]];
+		size_t hi = v->ngrp - lo > MGET_MAX ? lo + MGET_MAX : v->ngrp;
+		for (size_t g = lo; g < hi; g++) {
+			s->kp[g - lo] = s->keys[v->grp[g]];
+			s->kl[g - lo] = s->keylen[v->grp[g]];
 		}
-		memcached_return_t rc = memcached_mget(v->mc, s->kp, s->kl, v->ngrp);
-		if (rc != MEMCACHED_SUCCESS || (rc = call_result(v->mc, rc)) != MEMCACHED_SUCCESS) {
-			srv_fail(v, rc);
-			for (size_t g = 0; g < v->ngrp; g++)
-				s->tried[v->grp[g]]++;
-			v->ngrp = 0;
-		}
+		memcached_return_t rc = memcached_mget(v->mc, s->kp, s->kl, hi - lo);
+		if (rc != MEMCACHED_SUCCESS || (rc = call_result(v->mc, rc)) != MEMCACHED_SUCCESS)
+			group_fail(s, v, lo, rc);
 	}
 	for (unsigned x = 0; x < s->nsrv; x++) {
 		struct mc_server *v = &s->srv[x];
-		if (!v->ngrp)
+		if (v->ngrp <= lo)
 			continue;
+		size_t hi = v->ngrp - lo > MGET_MAX ? lo + MGET_MAX : v->ngrp, ng = hi - lo;
+		const size_t *grp = v->grp + lo;
 		memcached_result_st res;
 		if (!memcached_result_create(v->mc, &res)) {
-			srv_fail(v, MEMCACHED_MEMORY_ALLOCATION_FAILURE);
-			for (size_t g = 0; g < v->ngrp; g++)
-				s->tried[v->grp[g]]++;
+			group_fail(s, v, lo, MEMCACHED_MEMORY_ALLOCATION_FAILURE);
 			continue;
 		}
 		size_t cursor = 0;
 		memcached_return_t rc = MEMCACHED_SUCCESS;
 		/* answered[] reuses kl: 1 once the key came back */
-		for (size_t g = 0; g < v->ngrp; g++)
+		for (size_t g = 0; g < ng; g++)
 			s->kl[g] = 0;
 		while (memcached_fetch_result(v->mc, &res, &rc)) {
 			const char *k = memcached_result_key_value(&res);
 			size_t klen = memcached_result_key_length(&res);
 			size_t g = cursor, seen = 0;
-			while (seen < v->ngrp) {
-				size_t i = v->grp[g];
+			while (seen < ng) {
+				size_t i = grp[g];
 				if (s->keylen[i] == klen && memcmp(s->keys[i], k, klen) == 0)
 					break;
-				g = (g + 1) % v->ngrp;
+				g = (g + 1) % ng;
 				seen++;
 			}
-			if (seen == v->ngrp)
+			if (seen == ng)
 				continue; /* a key we did not ask for */
-			cursor = (g + 1) % v->ngrp;
-			size_t i = v->grp[g];
+			cursor = (g + 1) % ng;
+			size_t i = grp[g];
 			if (s->kl[g])
 				continue;
 			s->kl[g] = 1;
@@ -416,19 +434,33 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 			}
 		}
 		memcached_result_free(&res);
+		/* a timeout or reset here is an outage like a refused connection:
+		 * the keys it did not answer are not "missing" */
 		rc = call_result(v->mc, rc);
-		int failed = rc != MEMCACHED_SUCCESS;
-		if (failed)
-			srv_fail(v, rc);
-		else
-			srv_ok(v);
-		for (size_t g = 0; g < v->ngrp; g++) {
-			size_t i = v->grp[g];
-			if (!s->kl[g] && !failed)
+		if (rc != MEMCACHED_SUCCESS) {
+			group_fail(s, v, lo, rc); /* answered keys keep their result */
+			continue;
+		}
+		srv_ok(v);
+		for (size_t g = 0; g < ng; g++) {
+			size_t i = grp[g];
+			if (!s->kl[g])
 				s->flags[i] |= ST_MISSING;
 			s->tried[i]++;
 		}
 	}
+}
+
+/* Send one multi-get per server, then fetch the answers of each, in chunks
+ * of MGET_MAX keys per server. */
+static void read_round(struct mc_store *s, struct fm_store_io *ios)
+{
+	size_t most = 0;
+	for (unsigned x = 0; x < s->nsrv; x++)
+		if (s->srv[x].ngrp > most)
+			most = s->srv[x].ngrp;
+	for (size_t lo = 0; lo < most; lo += MGET_MAX)
+		read_chunk(s, ios, lo);
 }
 
 static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
