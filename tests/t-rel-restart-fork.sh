@@ -14,11 +14,34 @@
 # 3. a fork snapshot the child has not adopted yet: the child waits in its
 #    fork handler (FLUIDMEM_TEST_FORK_DELAY_MS) while the monitor is killed
 #    and restarted, then takes the snapshot back from its state file.
+# 4. versions: a page whose store copy was removed before the kill is
+#    written after the restart with a version above every version the
+#    region used (its file's high-water mark), never 1 again.
 . "$(dirname "$0")/lib.sh"
 [ -x "$FM_BUILD/libfluidmem-preload.so" ] || skip "build/ not built"
 
 totals() {
 	"$FLUIDMEM" status --json | python3 -c "import json,sys; d=json.load(sys.stdin); t=d['totals']; print(t['faults_store'], t['evictions'], t['clients'], d['store_shared_pages'])"
+}
+# mc_version KEY...: the highest page version (sealed trailer, offset 4104) of these keys
+mc_version() {
+	python3 - "$MC_PORT" "$@" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+best = 0
+keys = sys.argv[2:]
+for i in range(0, len(keys), 100):
+    s.sendall(b"get " + " ".join(keys[i:i + 100]).encode() + b"\r\n")
+    while True:
+        line = f.readline()
+        if line == b"END\r\n":
+            break
+        n = int(line.split()[3])
+        v = f.read(n + 2)[:n]
+        best = max(best, struct.unpack_from("<Q", v, 4104)[0])
+print(best)
+EOF
 }
 mc_items() {
 	python3 - "$MC_PORT" <<'EOF'
@@ -67,7 +90,6 @@ for _ in $(seq 1 50); do [ "$(totals | cut -d' ' -f3)" -ge 7 ] && break; sleep 0
 [ "$(totals | cut -d' ' -f3)" -ge 7 ] || fail "fork: want 7 processes connected, status says $(totals)"
 # the children sleep 2 s before reading their snapshot: it is still shared
 [ "$(totals | cut -d' ' -f4)" -gt 1000 ] || fail "fork: few store copies shared when the monitor dies: $(totals)"
-[ "$(totals | cut -d' ' -f4)" -gt 0 ] || fail "fork: no store copy shared when the monitor died"
 kill_restart fork 4M "$URL"
 rc=0
 wait $pid || rc=$?
@@ -85,7 +107,7 @@ left=$(mc_items)
 note "fork: the store holds $left pages at the end, $(totals | cut -d' ' -f4) counted shared"
 [ "$left" -eq 0 ] || fail "fork: $left pages leaked in the store"
 [ "$(totals | cut -d' ' -f4)" -eq 0 ] || fail "fork: shared pages still counted"
-stop_monitor
+stop_monitor; note "${SECONDS}s so far"
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "fork: state files left: $(ls "$T/state")"
 
 # 3. an unadopted snapshot (before 2: the fork tree's store is empty again)
@@ -121,13 +143,43 @@ note "unadopted: $back process(es) re-attached (the parent and the child that ha
 [ "$(stat_of faults_store)" -gt 0 ] || fail "unadopted: no fault served from the store after the restart"
 for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
 [ "$(mc_items)" -eq 0 ] || fail "unadopted: $(mc_items) pages leaked in the store"
-stop_monitor
+stop_monitor; note "${SECONDS}s so far"
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "unadopted: state files left: $(ls "$T/state")"
+
+# 4. versions after a restart
+start_monitor --local-memory 1M --store "$URL"
+rm -f "$T/in"
+mkfifo "$T/in"
+FLUIDMEM_REATTACH_SECONDS=30 "$FM_BUILD/tests/epoch" 1024 4 <"$T/in" >"$T/e.out" 2>"$T/e.err" & pid=$!
+exec 3>"$T/in"
+wait_out "$T/e.out" "dropped"
+id=$(ls "$T/state")
+id=${id%.pages}
+[ ${#id} -eq 32 ] || fail "epoch: want one state file, have '$(ls "$T/state")'"
+maxv=$(mc_version $(for p in $(seq 1 1023); do printf 'fm:%s:%x ' "$id" "$p"; done))
+[ "$(mc_version "fm:$id:0")" -eq 0 ] || fail "epoch: page 0 still in the store after MADV_REMOVE"
+kill_restart epoch 1M "$URL"
+echo go >&3
+wait_out "$T/e.out" "evicted"
+v0=$(mc_version "fm:$id:0")
+note "epoch: versions up to $maxv before the restart; page 0 (no copy then) written after it as version $v0"
+[ "$v0" -gt "$maxv" ] || fail "epoch: page 0 written with version $v0 after the restart, not above $maxv"
+echo go >&3
+exec 3>&-
+rc=0
+wait $pid || rc=$?
+[ $rc -eq 0 ] && grep -q "^epoch ok" "$T/e.out" || { cat "$T/e.out" "$T/e.err"; fail "epoch: exit $rc"; }
+for _ in $(seq 1 50); do # its exit seen
+	"$FLUIDMEM" status --json | python3 -c "import json,sys; sys.exit(1 if json.load(sys.stdin)['clients'] else 0)" && break
+	sleep 0.1
+done
+stop_monitor; note "${SECONDS}s so far"
+[ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "epoch: state files left: $(ls "$T/state")"
 
 # 2. shared memory of a process tree
 ref=$(FLUIDMEM_SHARED=0 "$FM_BUILD/tests/shared" 64 2>&1) || fail "kernel shared memory: $ref"
 start_monitor --local-memory 16M --store "$URL"
-FLUIDMEM_REATTACH_SECONDS=30 fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 >"$T/s.out" 2>"$T/s.err" & pid=$!
+SHARED_NO_EXEC=1 FLUIDMEM_REATTACH_SECONDS=30 fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 >"$T/s.out" 2>"$T/s.err" & pid=$!
 wait_faults 4000
 kill_restart shared 16M "$URL"
 rc=0
@@ -145,6 +197,6 @@ note "shared: the restarted monitor served faults_store=$1 evictions=$2 (shared_
 [ "$2" -gt 0 ] || fail "shared: no eviction after the restart"
 for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
 [ "$(mc_items)" -eq 0 ] || fail "shared: $(mc_items) pages leaked in the store"
-stop_monitor
+stop_monitor; note "${SECONDS}s so far"
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "shared: state files left: $(ls "$T/state")"
 exit 0
