@@ -34,8 +34,8 @@ baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
 +batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0
 +prefetch         --prefetch 64 --evict-batch 64 --poll-us 0
 +poll             --prefetch 64 --evict-batch 64 --poll-us 50
-+async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict
-+affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict --affinity
++async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256
++affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0
 default
 default-no-encrypt  --no-encrypt
 no-prefetch-gate  --no-prefetch-gate
