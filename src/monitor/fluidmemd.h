@@ -123,6 +123,7 @@ struct fm_region {
 	struct fm_await { pid_t pid; uint64_t start; } *await;
 	unsigned nawait;
 	uint64_t await_until_ns; /* holders not recorded (too many): wait this long */
+	uint64_t await_checked_ns; /* last look in /proc for them */
 	struct fm_region *next;
 	/* Shared regions (FM_REGISTER_SHARED): mapped by several clients (a
 	 * process and its fork children). They are on D.shared, not on any

@@ -208,6 +208,9 @@ bool persist_evictable(struct fm_region *r)
 	uint64_t now = fm_now_ns();
 	if (r->await_until_ns && now >= r->await_until_ns)
 		r->await_until_ns = 0;
+	if (now - r->await_checked_ns < 100000000ull)
+		return false; /* /proc is read 10 times a second at most */
+	r->await_checked_ns = now;
 	for (unsigned i = r->nawait; i-- > 0;)
 		if (r->await[i].start != pid_start(r->await[i].pid))
 			r->await[i] = r->await[--r->nawait]; /* gone */

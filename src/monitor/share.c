@@ -16,7 +16,10 @@
  * Locking: a region's page slots and its table of backings are its owner's
  * (under the client lock, as its page states); the counts inside backings
  * are shared between clients and guarded by one leaf lock, taken under a
- * client lock, never held across store I/O.
+ * client lock, never held across store I/O; so is the list of every
+ * backing, by which a restarted monitor finds them again (persist.c). The
+ * state files record each page's backing; the counts are not recorded but
+ * counted from those records at start (share_load_ref).
  *
  * Not here: the fork snapshot itself (client.c) and store I/O (callers
  * remove the keys these functions say are free). */
