@@ -111,14 +111,18 @@ static void at_addr_done(struct fm_client *c)
 	pthread_mutex_unlock(&c->ev_lock);
 }
 
-/* ENOENT / ESRCH from an ioctl: the client's address space is going away. */
+/* An ioctl at addr failed: ESRCH means the address space is gone. */
 static void ioctl_failed(struct fm_client *c, const char *what, uint64_t addr, int err)
 {
-	if (err == ENOENT || err == ESRCH) {
+	if (err == ESRCH) { /* its address space is gone */
 		c->dead = true;
 		return;
 	}
-	if (err == EAGAIN) { /* the mapping is changing (mremap): let it fault again */
+	if (err == EAGAIN || err == ENOENT) {
+		/* EAGAIN: the mapping is changing (mremap). ENOENT: nothing of
+		 * ours is mapped there any more (an unmap we have not applied
+		 * yet): the process lives on; the thread faults again and meets
+		 * whatever is mapped there now. */
 		wake(c, addr);
 		return;
 	}
@@ -146,11 +150,11 @@ static void poison(struct fm_client *c, uint64_t addr)
 	errno = err;
 	if (rc == 0)
 		return;
-	if (errno == ENOENT || errno == ESRCH) {
+	if (errno == ESRCH) {
 		c->dead = true;
 		return;
 	}
-	if (errno == EAGAIN) { /* the mapping is changing (mremap): it faults again */
+	if (errno == EAGAIN || errno == ENOENT) { /* mapping changing or gone (see ioctl_failed) */
 		c->st.faults_poisoned--;
 		wake(c, addr);
 		return;
