@@ -27,8 +27,12 @@ void account_resident(struct fm_client *c, int64_t delta)
 {
 	if (c) {
 		atomic_fetch_add(&c->resident, (uint64_t)delta);
-		if (c->tag)
-			atomic_fetch_add(&c->tag->resident, (uint64_t)delta);
+		if (c->tag) {
+			uint64_t t = atomic_fetch_add(&c->tag->resident, (uint64_t)delta) + (uint64_t)delta;
+			uint64_t tp = atomic_load(&c->tag->peak);
+			while (delta > 0 && t > tp && !atomic_compare_exchange_weak(&c->tag->peak, &tp, t))
+				;
+		}
 		if (c->tenant)
 			atomic_fetch_add(&c->tenant->resident, (uint64_t)delta);
 		if (delta > 0 && atomic_load(&c->resident) > c->st.peak_resident_pages)

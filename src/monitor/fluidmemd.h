@@ -238,6 +238,7 @@ struct fm_tag {
 	uid_t uid;             /* of the process that made it: only it (and root) sees it */
 	uint64_t limit_pages;  /* 0: only the global budget */
 	atomic_uint_fast64_t resident;
+	atomic_uint_fast64_t peak; /* most pages resident at once, its processes together */
 	struct fm_stats done;  /* counters of clients that have exited */
 	int clients;
 	struct fm_tag *next;

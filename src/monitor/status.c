@@ -283,9 +283,12 @@ void tag_stats(const char *tag, uid_t uid, struct fm_stats *out)
 		mine[i] = true;
 	}
 	pthread_mutex_lock(&D.lock);
+	struct fm_tag *found = NULL;
 	for (struct fm_tag *t = D.tags; t; t = t->next)
-		if (strncmp(t->name, tag, FM_TAG_MAX) == 0 && (uid == 0 || t->uid == uid))
+		if (strncmp(t->name, tag, FM_TAG_MAX) == 0 && (uid == 0 || t->uid == uid)) {
 			*out = t->done;
+			found = t;
+		}
 	for (size_t i = 0; s && mine && i < n; i++) {
 		if (!mine[i] || !v[i]->linked)
 			continue;
@@ -293,6 +296,9 @@ void tag_stats(const char *tag, uid_t uid, struct fm_stats *out)
 		live++;
 	}
 	out->clients = live;
+	/* the sum of its processes' peaks would overstate it */
+	if (found)
+		out->peak_resident_pages = atomic_load(&found->peak);
 	pthread_mutex_unlock(&D.lock);
 	free(s);
 	free(mine);
