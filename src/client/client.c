@@ -98,6 +98,21 @@ static struct {
 	uint32_t nsnap;            /* entries received */
 	int snap_nfds;             /* fds received (to close) */
 	int snap_err;
+	/* The mremap of a region between BEGIN's answer and END's (fm_mremap),
+	 * for a re-attach in between: before the system call returned the new
+	 * monitor is sent the BEGIN again (the kernel may have moved the
+	 * mapping, but its events wait for a reader: the new monitor sets them
+	 * aside and END comes as usual); after, the table takes the result and
+	 * the monitor is given the new layout, no END. */
+	struct {
+		atomic_int phase;          /* MR_NONE, MR_BEGUN, MR_DONE, MR_APPLYING */
+		struct fm_mremap rq;
+		uint64_t id[2];            /* the region's */
+		bool whole;                /* the whole region moved (else a part, or its tail went) */
+		uintptr_t result;          /* MR_DONE: where it is now; 0: the mremap failed */
+	} mr;
+	unsigned mr_pause_ms;      /* $FLUIDMEM_TEST_MREMAP_PAUSE_MS */
+	int mr_noted;              /* the last re-attach met an mremap: 1 before, 2 after its system call */
 } G = {
 	.sock = -1, .uffd = -1, .pidfd = -1,
 };
@@ -207,6 +222,9 @@ const char *fm_last_error(void)
 
 static void reattach(unsigned gen);
 
+enum { MR_NONE, MR_BEGUN, MR_DONE, MR_APPLYING };
+static void nap_ms(long ms);
+
 static bool conn_lost(int rc)
 {
 	return rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN || rc == -ECONNREFUSED;
@@ -232,6 +250,8 @@ static int call(uint16_t type, const void *p, uint32_t len, const int *fds, int 
 			rc = fm_recv(sock, &h, buf, sizeof(buf), rfds, nrfds ? nrfds : &none);
 		if (rc < 0 && conn_lost(rc) && G.persist && tries < 3) {
 			reattach(gen);
+			if (type == FM_MSG_MREMAP_END && atomic_load(&G.mr.phase) == MR_NONE)
+				return 0; /* the re-attach gave the new monitor the result */
 			continue;
 		}
 		if (rc < 0)
@@ -311,6 +331,9 @@ static void read_settings(void)
 	G.reattach_secs = wait && *wait ? (unsigned)strtoul(wait, NULL, 10) : 60;
 	const char *delay = getenv("FLUIDMEM_TEST_FORK_DELAY_MS");
 	G.fork_delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
+	/* tests only: widen fm_mremap's BEGIN..END window (t-rel-restart-mremap) */
+	const char *pause = getenv("FLUIDMEM_TEST_MREMAP_PAUSE_MS");
+	G.mr_pause_ms = pause ? (unsigned)strtoul(pause, NULL, 10) : 0;
 }
 
 static int connect_monitor(void)
@@ -552,6 +575,28 @@ int fm_prepare_grow(void *addr, size_t old_len, size_t new_len)
 	return rc;
 }
 
+/* The table after an mremap of [a, a+olen) of region id to [p, p+nlen):
+ * the region moved (MREMAP_FIXED replaced what was at the target), or its
+ * tail went. A part moved out of a region stays counted where it was: the
+ * table keeps one place per memfd. Caller holds G.lock (or is the re-attach
+ * that took the result over, see G.mr). */
+static void mremap_table(const uint64_t id[2], uintptr_t a, size_t olen, size_t nlen, bool whole, uintptr_t p)
+{
+	struct cregion *r = NULL;
+	for (int i = 0; i < G.n && !r; i++)
+		if (G.r[i].id[0] == id[0] && G.r[i].id[1] == id[1])
+			r = &G.r[i];
+	if (!r)
+		return;
+	if (whole) {
+		r->addr = p;
+		r->len = nlen;
+		forget_locked(p, p + nlen, r);
+	} else if (p == a && a + olen == r->addr + r->len) {
+		r->len -= olen - nlen;
+	}
+}
+
 /* mremap, with the monitor told before and after when it moves, grows or
  * shrinks a region (FM_MSG_MREMAP_BEGIN/END): from BEGIN to END it holds the
  * faults the move could misplace, and at END it applies the move itself
@@ -593,26 +638,33 @@ void *fm_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_
 	 * monitor to tell: the kernel's events are all it gets, as for a
 	 * program calling the system call itself. */
 	bool told = G.state == 1 && nlen && call(FM_MSG_MREMAP_BEGIN, &rq, sizeof(rq), NULL, 0, NULL, 0, NULL, NULL) == 0;
+	if (told) {
+		G.mr.rq = rq;
+		G.mr.id[0] = r->id[0];
+		G.mr.id[1] = r->id[1];
+		G.mr.whole = whole;
+		atomic_store(&G.mr.phase, MR_BEGUN);
+		if (G.mr_pause_ms)
+			nap_ms(G.mr_pause_ms);
+	}
 	p = fm_sys_mremap(old, old_len, new_len, flags, new_addr);
 	err = p == MAP_FAILED ? errno : 0;
 	if (told) {
+		G.mr.result = p == MAP_FAILED ? 0 : (uintptr_t)p;
+		atomic_store(&G.mr.phase, MR_DONE);
+		if (G.mr_pause_ms)
+			nap_ms(G.mr_pause_ms);
 		/* answered: an event this process causes after mremap returns (a
 		 * madvise REMOVE) must find the move applied */
-		struct fm_mremap_end e = { .new_addr = p == MAP_FAILED ? 0 : (uintptr_t)p, .err = err };
+		struct fm_mremap_end e = { .new_addr = G.mr.result, .err = err };
 		call(FM_MSG_MREMAP_END, &e, sizeof(e), NULL, 0, NULL, 0, NULL, NULL);
+		int done = MR_DONE;
+		if (!atomic_compare_exchange_strong(&G.mr.phase, &done, MR_NONE))
+			goto out; /* a re-attach applied it to the table already */
 	}
 	if (p == MAP_FAILED)
 		goto out;
-	/* The table: the region moved (MREMAP_FIXED replaced what was at the
-	 * target), or its tail went. A part moved out of a region stays
-	 * counted where it was: the table keeps one place per memfd. */
-	if (whole) {
-		r->addr = (uintptr_t)p;
-		r->len = nlen;
-		forget_locked((uintptr_t)p, (uintptr_t)p + nlen, r);
-	} else if ((uintptr_t)p == a && a + olen == r->addr + r->len) {
-		r->len -= olen - nlen;
-	}
+	mremap_table(r->id, a, olen, nlen, whole, (uintptr_t)p);
 out:
 	rl_unlock(&G.lock);
 	if (p == MAP_FAILED)
@@ -670,7 +722,7 @@ static void forget_locked(uintptr_t a, uintptr_t e, const struct cregion *keep)
 			continue;
 		if (a <= r->addr && e >= r->addr + r->len) { /* the whole region went */
 			if (r->memfd >= 0)
-				close(r->memfd);
+				sys3(SYS_close, r->memfd, 0, 0); /* raw: the watcher may be here (attach_all) */
 			G.r[i--] = G.r[--G.n];
 		} else if (a <= r->addr && e > r->addr) { /* its head went */
 			r->offset += (off_t)(e - r->addr);
@@ -878,6 +930,22 @@ static int attach_all(int s, char *why, size_t whylen)
 		memcpy(why, "the new monitor keeps no state (local store)", 45);
 		return 1;
 	}
+	/* An mremap between BEGIN and END (G.mr): once its system call
+	 * returned, the table takes its result and the new monitor gets the
+	 * layout after it, with no END to come; while it is still in the
+	 * system call, BEGIN again below. */
+	int ph = MR_DONE;
+	G.mr_noted = 0;
+	if (atomic_compare_exchange_strong(&G.mr.phase, &ph, MR_APPLYING)) {
+		G.mr_noted = 2;
+		if (G.mr.result)
+			mremap_table(G.mr.id, G.mr.rq.old_addr, G.mr.rq.old_len, G.mr.rq.new_len, G.mr.whole,
+				     G.mr.result);
+		atomic_store(&G.mr.phase, MR_NONE);
+	}
+	bool rebegin = atomic_load(&G.mr.phase) == MR_BEGUN;
+	if (rebegin)
+		G.mr_noted = 1;
 	for (int i = 0; i < G.n; i++) {
 		struct cregion *r = &G.r[i];
 		int fd = r->memfd;
@@ -900,6 +968,11 @@ static int attach_all(int s, char *why, size_t whylen)
 		if (rc || st < 0)
 			return rc ? rc : 1;
 	}
+	/* Refused (it should not be), its END is refused too and the kernel's
+	 * events tell the monitor where the mapping went. */
+	if (rebegin && (rc = raw_call(s, FM_MSG_MREMAP_BEGIN, &G.mr.rq, sizeof(G.mr.rq), NULL, 0, NULL, 0, &st,
+				      why, whylen)))
+		return rc;
 	rc = raw_call(s, FM_MSG_ATTACH_DONE, NULL, 0, NULL, 0, NULL, 0, &st, why, whylen);
 	return rc ? rc : st < 0 ? 1 : 0;
 }
@@ -948,7 +1021,9 @@ static void reattach(unsigned gen)
 			G.sock = s;
 			atomic_fetch_add(&G.gen, 1);
 			atomic_store(&G.reattaching, 0);
-			say("fluidmem: re-attached to the restarted monitor\n");
+			say(G.mr_noted == 1 ? "fluidmem: re-attached to the restarted monitor (an mremap in its system call: announced again)\n"
+			    : G.mr_noted == 2 ? "fluidmem: re-attached to the restarted monitor (an mremap done: its result given)\n"
+			    : "fluidmem: re-attached to the restarted monitor\n");
 			return;
 		}
 		sys3(SYS_close, s, 0, 0);
@@ -967,13 +1042,19 @@ static int watcher_loop(void)
 		long n = sys3(SYS_poll, (long)&p, 1, 1000);
 		if (n == -EINTR || n == 0 || atomic_load(&G.gen) != gen)
 			continue;
-		if (n < 0 || (p.revents & POLLNVAL))
-			break;
 		struct stat sb;
-		if (sys3(SYS_fstat, sock, (long)&sb, 0) < 0 || sb.st_ino != G.sock_ino) {
-			if (atomic_load(&G.gen) != gen)
+		if (n < 0 || (p.revents & POLLNVAL) || sys3(SYS_fstat, sock, (long)&sb, 0) < 0 ||
+		    sb.st_ino != G.sock_ino) {
+			/* Another thread re-attaching closed the socket (and may have
+			 * reused its number): wait for it. Leaving here then took the
+			 * watcher away for good, and a later monitor death found
+			 * nobody to notice it while a thread in mremap waited for
+			 * the dead monitor to read its event (a hang). */
+			if (atomic_load(&G.reattaching) || atomic_load(&G.gen) != gen) {
+				nap_ms(10);
 				continue;
-			break; /* the program closed our socket and reused the number */
+			}
+			break; /* the program closed our socket (and reused the number) */
 		}
 		if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) {
 			if (!G.persist)

@@ -31,6 +31,7 @@
  * (evict.c writes out only pages it could write-protect). */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -180,6 +181,15 @@ int remap_end(struct fm_client *c, const struct fm_mremap_end *e, const char **w
 	for (size_t i = 0; i < o->nheld; i++)
 		wake(c, o->held[i]);
 	o->nheld = 0;
+	/* A fault at the new place that a monitor which died held (this BEGIN
+	 * came again with a re-attach, see attach_all() in the library) is
+	 * still asleep in the kernel, and ATTACH_DONE woke only the layout
+	 * before the move: wake the new range too (a thread woken for nothing
+	 * faults again). */
+	if (ok) {
+		struct uffdio_range wr = { e->new_addr, o->new_len };
+		ioctl(c->uffd, UFFDIO_WAKE, &wr);
+	}
 	return 0;
 }
 
