@@ -38,6 +38,8 @@ baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
 +affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0
 default
 default-no-encrypt  --no-encrypt
+prefetch-write    --prefetch-install write
+prefetch-continue --prefetch-install continue
 no-prefetch-gate  --no-prefetch-gate
 fault-threads-1   --fault-threads 1
 fault-threads-2   --fault-threads 2

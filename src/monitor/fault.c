@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -295,13 +296,72 @@ static uint64_t do_install(struct fm_client *c, uint64_t addr, const char *src, 
 	return z.zeropage > 0 ? (uint64_t)z.zeropage / PAGE : 0;
 }
 
-static uint64_t install(struct fm_client *c, uint64_t addr, const char *src, uint64_t n, bool wp)
+static const char zero_page[PAGE] __attribute__((aligned(PAGE)));
+
+/* Write n pages into r's memfd from page q on (copies from src, zeros when
+ * src is NULL), then wake whoever faulted there meanwhile. A shmem write
+ * adds each page to the page cache locked and not uptodate, copies, then
+ * marks it uptodate and unlocks (shmem_write_begin/end): a fault of the
+ * program on it meanwhile waits on the page lock, and fault-around skips
+ * it, so the program never sees it half written. Stops before a page the
+ * memfd already holds (as UFFDIO_COPY's EEXIST does). Returns how many
+ * went in. Caller holds at_addr. */
+static uint64_t do_write(struct fm_client *c, struct fm_region *r, uint64_t q, uint64_t addr,
+			 const char *src, uint64_t n)
+{
+	off_t off = (off_t)(r->base_off + q * PAGE);
+	off_t data = lseek(r->memfd, off, SEEK_DATA);
+	if (data < 0 && errno != ENXIO) /* ENXIO: nothing from off on */
+		return 0;
+	if (data >= 0 && (uint64_t)(data - off) < n * PAGE)
+		n = (uint64_t)(data - off) / PAGE;
+	struct iovec iov[FM_BATCH_MAX + 1];
+	uint64_t done = 0;
+	while (done < n) {
+		int k = 0;
+		if (src)
+			iov[k++] = (struct iovec){ (void *)(src + done * PAGE), (n - done) * PAGE };
+		else
+			for (; k < (int)(sizeof(iov) / sizeof(iov[0])) && done + (uint64_t)k < n; k++)
+				iov[k] = (struct iovec){ (void *)zero_page, PAGE };
+		ssize_t w = pwritev(r->memfd, iov, k, off + (off_t)(done * PAGE));
+		if (w <= 0)
+			break;
+		done += (uint64_t)w / PAGE;
+		if (w % PAGE) { /* a page half written: it must not stay */
+			fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  off + (off_t)(done * PAGE), PAGE);
+			break;
+		}
+	}
+	if (done && D.opt.prefetch_install == FM_PF_CONTINUE) {
+		/* map them too (and wake); any failure leaves them to minor faults */
+		struct uffdio_continue ct = { .range = { addr, done * PAGE }, .mode = 0 };
+		if (ioctl(c->uffd, UFFDIO_CONTINUE, &ct) == 0)
+			return done;
+	}
+	if (done) {
+		struct uffdio_range rg = { addr, done * PAGE };
+		ioctl(c->uffd, UFFDIO_WAKE, &rg);
+	}
+	return done;
+}
+
+/* Install prefetched pages [q, q+n) of r at client address addr: a write
+ * into the memfd (--prefetch-install write, the default) or UFFDIO_COPY /
+ * ZEROPAGE. Write-protected installs (clean tracking) and shared regions
+ * stay on the ioctls: a written page is mapped by the program's own minor
+ * fault, with no write protection, and in every process sharing it;
+ * `copy`: the fault's own page, which the install must wake onto. */
+static uint64_t install(struct fm_client *c, struct fm_region *r, uint64_t q, uint64_t addr,
+			const char *src, uint64_t n, bool wp, bool copy)
 {
 	/* never len 0: a waking UFFDIO_COPY of 0 bytes does not return here
 	 * (Linux 6.18: the ioctl spins) */
 	if (!n || !at_addr(c, addr, n * PAGE, false))
 		return 0;
-	uint64_t got = do_install(c, addr, src, n, wp);
+	uint64_t got = !copy && !(D.opt.prefetch_install == FM_PF_COPY) && !wp && !r->shared ? do_write(c, r, q, addr, src, n)
+								   : do_install(c, addr, src, n, wp);
 	at_addr_done(c);
 	return got;
 }
@@ -321,8 +381,14 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
  * stream goes on (4, 8, ... --prefetch pages). The window's pages are
  * installed with UFFDIO_COPY / UFFDIO_ZEROPAGE over whole runs, so each page
  * appears with its contents at once and the client touches it with no fault
- * at all. (Writing them through the monitor's mapping would be cheaper but
- * lets the client see a page between its allocation and its contents.)
+ * at all. (Writing them through the monitor's mapping would let the client
+ * see a page between its allocation and its contents. A pwrite() into the
+ * memfd does not -- the page is locked until its contents are in -- and
+ * costs the monitor a little less, but the program then maps each page by
+ * its own minor fault, one or two per page: its registration includes WP,
+ * which turns fault-around off and maps shared pages read-only first. So
+ * --prefetch-install write, and write + UFFDIO_CONTINUE, measured slower:
+ * docs/benchmarks.md, "fourth round".)
  * Installs wake: the program, already running after its fault, has most
  * likely faulted on the first page of the window meanwhile.
  *
@@ -409,7 +475,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		if (w->ios[i].status != FM_STORE_OK)
 			continue;
 		uint64_t a = m->start + (q[i] - m->page) * PAGE;
-		if (install(c, a, w->pages + (size_t)i * PAGE, 1, clean) != 1)
+		if (install(c, r, q[i], a, w->pages + (size_t)i * PAGE, 1, clean, false) != 1)
 			continue;
 		uint8_t *s = page_state(r, q[i], false);
 		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
@@ -542,25 +608,51 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			}
 		if (nio && fm_store_read(w->store, w->ios, nio) < 0)
 			break;
-		unsigned io = 0;
-		for (unsigned i = off; i < off + k && !stop;) {
-			/* a run: consecutive pages of one kind */
+		/* The step's runs: consecutive pages of one kind. When prefetched
+		 * pages are written, the fault's own page is a run of its own, put
+		 * in last with UFFDIO_COPY: that wakes the program onto a step
+		 * already in the memfd. */
+		bool lead_last = lead && off == 0 && !(D.opt.prefetch_install == FM_PF_COPY) && !r->shared;
+		unsigned rs[FM_BATCH_MAX + 1], re[FM_BATCH_MAX + 1], rio[FM_BATCH_MAX + 1], nr = 0, io = 0;
+		for (unsigned i = off; i < off + k;) {
 			unsigned j = i + 1;
-			while (j < off + k && kind[j] == kind[i] && q[j] == q[j - 1] + 1)
-				j++;
-			bool stored = kind[i] == PS_STORED;
-			unsigned len = j - i, io0 = io;
+			if (!(lead_last && i == 0))
+				while (j < off + k && kind[j] == kind[i] && q[j] == q[j - 1] + 1)
+					j++;
+			rs[nr] = i;
+			re[nr] = j;
+			rio[nr++] = io;
+			if (kind[i] == PS_STORED)
+				io += j - i;
+			i = j;
+		}
+		if (lead_last && nr > 1) {
+			unsigned s0 = rs[0], e0 = re[0], i0 = rio[0];
+			memmove(rs, rs + 1, (nr - 1) * sizeof(rs[0]));
+			memmove(re, re + 1, (nr - 1) * sizeof(re[0]));
+			memmove(rio, rio + 1, (nr - 1) * sizeof(rio[0]));
+			rs[nr - 1] = s0;
+			re[nr - 1] = e0;
+			rio[nr - 1] = i0;
+		}
+		for (unsigned x = 0; x < nr; x++) {
+			unsigned i = rs[x], len = re[x] - i, io0 = rio[x];
+			bool own = lead && i == 0; /* the fault's own page leads this run */
+			if (stop && !(own && lead_last))
+				continue;
+			bool stored = kind[i] == PS_STORED, bad = false;
 			if (stored) {
-				for (unsigned t = 0; t < len; t++, io++)
-					if (w->ios[io].status != FM_STORE_OK) {
+				for (unsigned t = 0; t < len; t++)
+					if (w->ios[io0 + t].status != FM_STORE_OK) {
 						len = t; /* stop before a page its own fault must report */
-						stop = true;
+						bad = true;
 						break;
 					}
 			}
 			bool clean = stored && clean_ok;
 			uint64_t a = addr + (q[i] - p) * PAGE;
-			uint64_t got = install(c, a, stored ? w->pages + (size_t)io0 * PAGE : NULL, len, clean);
+			uint64_t got = install(c, r, q[i], a, stored ? w->pages + (size_t)io0 * PAGE : NULL, len,
+					       clean, own && lead_last);
 			for (uint64_t t = 0; t < got; t++) {
 				uint8_t *s = page_state(r, q[i] + t, false);
 				if (stored) {
@@ -573,7 +665,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				if (clean)
 					*s |= PS_CLEAN;
 			}
-			if (lead && i == 0 && got) { /* the fault's own page: not a prefetch */
+			if (own && got) { /* the fault's own page: not a prefetch */
 				led = true;
 				record_latency(c, t0);
 				c->st.pages_prefetched--;
@@ -583,13 +675,16 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 					c->st.faults_zero++;
 			}
 			done += got;
+			if (own && lead_last)
+				continue; /* last: the stream's end was settled by the others */
+			if (bad)
+				stop = true;
 			if (got < len) {
 				stop = true;
 				r->pf_next = q[i] + got;
 			}
 			if (stop && got == len)
 				r->pf_next = q[i] + len;
-			i = j;
 		}
 		off += k;
 	}

@@ -264,6 +264,7 @@ struct fm_options {
 	unsigned poll_us;      /* after a fault, keep reading the uffd this long before sleeping */
 	unsigned prefetch_max; /* largest sequential prefetch window in pages, 0 = off */
 	bool prefetch_gate;    /* stop prefetching in regions where it misses (fault.c) */
+	enum { FM_PF_COPY, FM_PF_WRITE, FM_PF_CONTINUE } prefetch_install; /* how prefetched pages go in (fault.c) */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
 	bool clean_tracking;   /* fetch pages write-protected; evict clean ones without a write */

@@ -60,6 +60,9 @@ static void usage(FILE *f)
 		"      --no-prefetch-gate   keep prefetching in regions where windows go unused\n"
 		"                           (default: a region whose windows miss stops until\n"
 		"                           its faults look sequential again)\n"
+		"      --prefetch-install copy|write  how prefetched pages go in: UFFDIO_COPY into the\n"
+		"                           program's page tables, or a write into the region's memfd\n"
+		"                           (the program maps them by minor faults; default write)\n"
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
@@ -379,6 +382,7 @@ int main(int argc, char **argv)
 		{ "prefetch", required_argument, NULL, 'F' },
 		{ "no-zero-skip", no_argument, NULL, 'Z' },
 		{ "no-prefetch-gate", no_argument, NULL, 'G' },
+		{ "prefetch-install", required_argument, NULL, 'I' },
 		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "allow", required_argument, NULL, 'A' },
 		{ "async-evict", required_argument, NULL, 'W' },
@@ -454,6 +458,18 @@ int main(int argc, char **argv)
 		}
 		case 'Z': D.opt.zero_skip = false; break;
 		case 'G': D.opt.prefetch_gate = false; break;
+		case 'I':
+			if (!strcmp(optarg, "copy"))
+				D.opt.prefetch_install = FM_PF_COPY;
+			else if (!strcmp(optarg, "write"))
+				D.opt.prefetch_install = FM_PF_WRITE;
+			else if (!strcmp(optarg, "continue"))
+				D.opt.prefetch_install = FM_PF_CONTINUE;
+			else {
+				fprintf(stderr, "fluidmemd: --prefetch-install must be copy, write or continue\n");
+				return 2;
+			}
+			break;
 		case 'E': D.opt.encrypt = false; break;
 		case 'K': D.opt.clean_tracking = true; break;
 		case 'W': {
