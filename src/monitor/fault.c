@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -310,6 +311,11 @@ static uint64_t do_write(struct fm_client *c, struct fm_region *r, uint64_t q, u
 			 const char *src, uint64_t n)
 {
 	off_t off = (off_t)(r->base_off + q * PAGE);
+	struct stat sb; /* never grow a memfd its owner shrank */
+	if (fstat(r->memfd, &sb) < 0 || sb.st_size <= off)
+		return 0;
+	if ((uint64_t)(sb.st_size - off) / PAGE < n)
+		n = (uint64_t)(sb.st_size - off) / PAGE;
 	off_t data = lseek(r->memfd, off, SEEK_DATA);
 	if (data < 0 && errno != ENXIO) /* ENXIO: nothing from off on */
 		return 0;
@@ -348,11 +354,12 @@ static uint64_t do_write(struct fm_client *c, struct fm_region *r, uint64_t q, u
 }
 
 /* Install prefetched pages [q, q+n) of r at client address addr: a write
- * into the memfd (--prefetch-install write, the default) or UFFDIO_COPY /
- * ZEROPAGE. Write-protected installs (clean tracking) and shared regions
- * stay on the ioctls: a written page is mapped by the program's own minor
- * fault, with no write protection, and in every process sharing it;
- * `copy`: the fault's own page, which the install must wake onto. */
+ * into the memfd (--prefetch-install write or continue) or UFFDIO_COPY /
+ * ZEROPAGE (copy, the default: measured fastest). Write-protected installs
+ * (clean tracking) and shared regions stay on the ioctls: a written page is
+ * mapped by the program's own minor fault, with no write protection, and in
+ * every process sharing it; so does `copy`: the fault's own page, which the
+ * install must wake onto. */
 static uint64_t install(struct fm_client *c, struct fm_region *r, uint64_t q, uint64_t addr,
 			const char *src, uint64_t n, bool wp, bool copy)
 {
@@ -360,8 +367,8 @@ static uint64_t install(struct fm_client *c, struct fm_region *r, uint64_t q, ui
 	 * (Linux 6.18: the ioctl spins) */
 	if (!n || !at_addr(c, addr, n * PAGE, false))
 		return 0;
-	uint64_t got = !copy && !(D.opt.prefetch_install == FM_PF_COPY) && !wp && !r->shared ? do_write(c, r, q, addr, src, n)
-								   : do_install(c, addr, src, n, wp);
+	bool write = !copy && D.opt.prefetch_install != FM_PF_COPY && !wp && !r->shared;
+	uint64_t got = write ? do_write(c, r, q, addr, src, n) : do_install(c, addr, src, n, wp);
 	at_addr_done(c);
 	return got;
 }
@@ -612,7 +619,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		 * pages are written, the fault's own page is a run of its own, put
 		 * in last with UFFDIO_COPY: that wakes the program onto a step
 		 * already in the memfd. */
-		bool lead_last = lead && off == 0 && !(D.opt.prefetch_install == FM_PF_COPY) && !r->shared;
+		bool lead_last = lead && off == 0 && D.opt.prefetch_install != FM_PF_COPY && !r->shared;
 		unsigned rs[FM_BATCH_MAX + 1], re[FM_BATCH_MAX + 1], rio[FM_BATCH_MAX + 1], nr = 0, io = 0;
 		for (unsigned i = off; i < off + k;) {
 			unsigned j = i + 1;
