@@ -245,13 +245,20 @@ static int call(uint16_t type, const void *p, uint32_t len, const int *fds, int 
 		int none = 0;
 		if (nrfds)
 			*nrfds = want;
+		if (type == FM_MSG_MREMAP_END && atomic_load(&G.mr.phase) != MR_DONE)
+			return 0; /* a re-attach gave the new monitor the result instead */
 		int rc = fm_send(sock, type, 0, p, len, fds, nfds);
 		if (rc == 0)
 			rc = fm_recv(sock, &h, buf, sizeof(buf), rfds, nrfds ? nrfds : &none);
 		if (rc < 0 && conn_lost(rc) && G.persist && tries < 3) {
 			reattach(gen);
-			if (type == FM_MSG_MREMAP_END && atomic_load(&G.mr.phase) == MR_NONE)
-				return 0; /* the re-attach gave the new monitor the result */
+			continue;
+		}
+		/* The socket read above was closed by another thread's re-attach
+		 * (the watcher's, while this one waited in mremap): the new one. */
+		if ((rc == -EBADF || rc == -ENOTSOCK) && tries < 3 &&
+		    (atomic_load(&G.reattaching) || atomic_load(&G.gen) != gen)) {
+			reattach(gen);
 			continue;
 		}
 		if (rc < 0)
