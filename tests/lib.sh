@@ -111,3 +111,16 @@ fmrun() {
 	shift 2
 	"$FLUIDMEM" run --local-memory "$budget" --stats-json "$stats" -- "$@"
 }
+
+# mc_items PORT: how many items the memcached server on PORT holds.
+mc_items() {
+	python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"stats\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    buf += s.recv(65536)
+print(dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith("STAT"))["curr_items"])
+EOF
+}

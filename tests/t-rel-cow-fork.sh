@@ -22,15 +22,7 @@ store_pages() {
 		"$FLUIDMEM" status --json | python3 -c "
 import json,sys,re; print(re.match(r'local: (\d+) pages held', json.load(sys.stdin)['store']).group(1))"
 	else
-		python3 - "$MC_PORT" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"stats\r\n")
-buf = b""
-while not buf.endswith(b"END\r\n"):
-    buf += s.recv(65536)
-print(dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith("STAT"))["curr_items"])
-EOF
+		mc_items "$MC_PORT"
 	fi
 }
 # wait_out TEXT: the program printed a line starting with TEXT.

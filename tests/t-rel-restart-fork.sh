@@ -43,16 +43,16 @@ for i in range(0, len(keys), 100):
 print(best)
 EOF
 }
-mc_items() {
-	python3 - "$MC_PORT" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"stats\r\n")
-buf = b""
-while not buf.endswith(b"END\r\n"):
-    buf += s.recv(65536)
-print(dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith("STAT"))["curr_items"])
-EOF
+# cowfork_verdict CASE PREFIX: cowfork ($pid, output in PREFIX.out/.err)
+# exited 0 with its verdict; sets back to how many of its processes said
+# they re-attached.
+cowfork_verdict() {
+	local rc=0
+	wait $pid || rc=$?
+	cat "$2.out"
+	[ $rc -eq 0 ] || { cat "$2.err" "$FM_MON_LOG"; fail "$1: cowfork exited $rc"; }
+	grep -q "^cowfork ok" "$2.out" || fail "$1: no verdict"
+	back=$(grep -c "re-attached to the restarted monitor" "$2.err")
 }
 # wait_faults N: until the monitor has served N faults from the store
 wait_faults() {
@@ -91,19 +91,14 @@ for _ in $(seq 1 50); do [ "$(totals | cut -d' ' -f3)" -ge 7 ] && break; sleep 0
 # the children sleep 2 s before reading their snapshot: it is still shared
 [ "$(totals | cut -d' ' -f4)" -gt 1000 ] || fail "fork: few store copies shared when the monitor dies: $(totals)"
 kill_restart fork 4M "$URL"
-rc=0
-wait $pid || rc=$?
-cat "$T/fork.out"
-[ $rc -eq 0 ] || { cat "$T/fork.err" "$FM_MON_LOG"; fail "fork: cowfork exited $rc"; }
-grep -q "^cowfork ok" "$T/fork.out" || fail "fork: no verdict"
-back=$(grep -c "re-attached to the restarted monitor" "$T/fork.err")
+cowfork_verdict fork "$T/fork"
 note "fork: $back process(es) re-attached: $(grep -c 're-attached with' "$FM_MON_LOG") by the new monitor's count"
 [ "$back" -ge 7 ] || { cat "$T/fork.err"; fail "fork: want all 7 processes re-attached, $back did"; }
 set -- $(totals)
 note "fork: the restarted monitor served faults_store=$1 evictions=$2"
 [ "$1" -gt 0 ] || fail "fork: no fault served from the store after the restart"
-for _ in $(seq 1 50); do [ "$(mc_items)" -eq 0 ] && break; sleep 0.1; done
-left=$(mc_items)
+for _ in $(seq 1 50); do [ "$(mc_items "$MC_PORT")" -eq 0 ] && break; sleep 0.1; done
+left=$(mc_items "$MC_PORT")
 note "fork: the store holds $left pages at the end, $(totals | cut -d' ' -f4) counted shared"
 [ "$(totals | cut -d' ' -f4)" -eq 0 ] || fail "fork: shared pages still counted"
 # Every count came back to 0 (checked above). A removal the dead monitor was
@@ -136,17 +131,12 @@ echo go >&3
 wait_out "$T/u.out" "forked 1"
 echo go >&3
 exec 3>&-
-rc=0
-wait $pid || rc=$?
-cat "$T/u.out"
-[ $rc -eq 0 ] || { cat "$T/u.err" "$FM_MON_LOG"; fail "unadopted: cowfork exited $rc"; }
-grep -q "^cowfork ok" "$T/u.out" || fail "unadopted: no verdict"
-back=$(grep -c "re-attached to the restarted monitor" "$T/u.err")
+cowfork_verdict unadopted "$T/u"
 note "unadopted: $back process(es) re-attached (the parent and the child that had not adopted its snapshot)"
 [ "$back" -eq 2 ] || { cat "$T/u.err"; fail "unadopted: want 2 re-attached, $back did"; }
 [ "$(stat_of faults_store)" -gt 0 ] || fail "unadopted: no fault served from the store after the restart"
-for _ in $(seq 1 50); do [ "$(mc_items)" -eq "$left" ] && break; sleep 0.1; done
-[ "$(mc_items)" -eq "$left" ] || fail "unadopted: $(($(mc_items) - left)) pages leaked in the store"
+for _ in $(seq 1 50); do [ "$(mc_items "$MC_PORT")" -eq "$left" ] && break; sleep 0.1; done
+[ "$(mc_items "$MC_PORT")" -eq "$left" ] || fail "unadopted: $(($(mc_items "$MC_PORT") - left)) pages leaked in the store"
 stop_monitor; note "${SECONDS}s so far"
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "unadopted: state files left: $(ls "$T/state")"
 
@@ -182,7 +172,7 @@ stop_monitor; note "${SECONDS}s so far"
 
 # 2. shared memory of a process tree
 ref=$(FLUIDMEM_SHARED=0 "$FM_BUILD/tests/shared" 64 2>&1) || fail "kernel shared memory: $ref"
-left=$(mc_items)
+left=$(mc_items "$MC_PORT")
 start_monitor --local-memory 16M --store "$URL"
 SHARED_NO_EXEC=1 FLUIDMEM_REATTACH_SECONDS=30 fmrun 16M "$T/s.json" "$FM_BUILD/tests/shared" 64 >"$T/s.out" 2>"$T/s.err" & pid=$!
 wait_faults 4000
@@ -200,9 +190,9 @@ sfs=$(json_get "$T/s.json" shared_faults_store)
 note "shared: the restarted monitor served faults_store=$1 evictions=$2 (shared_faults_store=$sfs)"
 [ "$sfs" -gt 0 ] || fail "shared: no shared page came back from the store after the restart"
 [ "$2" -gt 0 ] || fail "shared: no eviction after the restart"
-for _ in $(seq 1 50); do [ "$(mc_items)" -le "$left" ] && break; sleep 0.1; done
-note "shared: the store holds $(($(mc_items) - left)) pages at the end"
-[ "$(mc_items)" -le $((left + 512)) ] || fail "shared: $(($(mc_items) - left)) pages leaked in the store"
+for _ in $(seq 1 50); do [ "$(mc_items "$MC_PORT")" -le "$left" ] && break; sleep 0.1; done
+note "shared: the store holds $(($(mc_items "$MC_PORT") - left)) pages at the end"
+[ "$(mc_items "$MC_PORT")" -le $((left + 512)) ] || fail "shared: $(($(mc_items "$MC_PORT") - left)) pages leaked in the store"
 stop_monitor; note "${SECONDS}s so far"
 [ -z "$(ls "$T/state" 2>/dev/null)" ] || fail "shared: state files left: $(ls "$T/state")"
 exit 0
