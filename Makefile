@@ -56,11 +56,14 @@ $(LIBA): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
+# -z now: every symbol bound at load. A fork child's handler runs before its
+# heap (a region) is mapped again, and a lazy binding there (ld.so reading
+# its tables in that heap) crashed PostgreSQL's checkpointer.
 $(LIB): $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
-	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -Wl,--version-script=src/client/libfluidmem.map -o $@ $^
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -Wl,-z,now -Wl,--version-script=src/client/libfluidmem.map -o $@ $^
 
 $(PRELOAD): $(call obj,src/client/preload.c $(CLIENT_SRC) $(COMMON_SRC))
-	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -o $@ $^ -lmimalloc
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -Wl,-z,now -o $@ $^ -lmimalloc
 
 # tests/store-*.c exercise the store backends directly, without a monitor.
 $(BUILD)/tests/store-%: tests/store-%.c $(call obj,$(STORE_SRC) $(COMMON_SRC))
