@@ -25,6 +25,10 @@ for mode in write continue; do
 	if [ $mode = write ]; then
 		[ "$seqflt" -ge "$n" ] || fail "write: the sequential pass took $seqflt minor faults over $n pages: the pages were not written into the memfd"
 	else
-		[ "$seqflt" -lt $((n / 4)) ] || fail "continue: the sequential pass took $seqflt minor faults over $n pages: UFFDIO_CONTINUE did not map them"
+		# fewer than one per page (write mode takes one or two each); the
+		# program catching up with a window between its write and its
+		# CONTINUE takes one on those pages (255-587 quiet, 6,923 in a
+		# loaded CI run)
+		[ "$seqflt" -lt "$n" ] || fail "continue: the sequential pass took $seqflt minor faults over $n pages: UFFDIO_CONTINUE did not map them"
 	fi
 done
