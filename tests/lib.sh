@@ -14,7 +14,16 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 T=$(mktemp -d /tmp/fmtest.XXXXXX)
 FM_PIDS=()
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# On failure the monitor's log goes with the test's, before cleanup removes it
+# (a monitor that died mid-test says why only there).
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${FM_MON_LOG:-}" ] && [ -s "$FM_MON_LOG" ]; then
+		echo "--- last lines of the monitor's log ($FM_MON_LOG):" >&2
+		tail -n 40 "$FM_MON_LOG" >&2
+	fi
+	exit 1
+}
 skip() { echo "skipped: $*"; exit 77; }
 note() { echo "# $*"; }
 
