@@ -821,14 +821,18 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	struct fm_hello_reply hr = { .flags = D.persist ? FM_HELLO_REPLY_PERSIST : 0 };
 	reply(sock, 0, &hr, sizeof(hr));
-	int err = pthread_create(&c->thread, &attr, client_thread, c);
+	fm_debug("pid %d (uid %d) connected, tag '%s'", (int)c->pid, (int)c->uid, tag);
+	/* c is the thread's from here: a process that exits at once may be
+	 * freed by it before pthread_create returns */
+	pid_t pid = c->pid;
+	pthread_t thread;
+	int err = pthread_create(&thread, &attr, client_thread, c);
 	pthread_attr_destroy(&attr);
 	if (err) {
-		fm_log("pid %d: cannot start a handler thread: %s", (int)c->pid, strerror(err));
+		fm_log("pid %d: cannot start a handler thread: %s", (int)pid, strerror(err));
 		client_free(c);
 		return -err;
 	}
-	fm_debug("pid %d (uid %d) connected, tag '%s'", (int)c->pid, (int)c->uid, tag);
 	return 0;
 }
 

@@ -182,7 +182,6 @@ struct fm_client {
 	uint32_t features;     /* FM_HELLO_* */
 	uid_t uid;
 	gid_t gid;
-	pthread_t thread;
 	pthread_mutex_t lock;
 	struct fm_tag *tag;
 	struct fm_tenant *tenant;
