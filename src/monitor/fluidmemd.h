@@ -347,6 +347,7 @@ int region_drop(const uint64_t id[2]);
 /* shared.c */
 int shared_register(struct fm_client *c, struct fm_region *r);
 void shared_publish(struct fm_region *r);
+struct fm_region *shared_find(const uint64_t id[2]);
 int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const char **why);
 int shared_attach(struct fm_client *c, const struct fm_attach *a, int memfd, const char **why);
 int view_add(struct fm_region *r, struct fm_client *c, uint64_t start, uint64_t len, uint64_t page);

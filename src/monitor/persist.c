@@ -545,8 +545,7 @@ static bool region_known(const uint64_t id[2])
 		found = pd->region->id[0] == id[0] && pd->region->id[1] == id[1];
 	pthread_mutex_unlock(&D.lock);
 	pthread_mutex_lock(&D.shared_lock);
-	for (struct fm_region *r = D.shared; r && !found; r = r->next)
-		found = r->id[0] == id[0] && r->id[1] == id[1];
+	found = found || shared_find(id) != NULL;
 	pthread_mutex_unlock(&D.shared_lock);
 	return found;
 }

@@ -182,6 +182,15 @@ void shared_settle(struct fm_client *c, struct fm_store *st)
 	}
 }
 
+/* The shared region with that id, or NULL. Caller holds D.shared_lock. */
+struct fm_region *shared_find(const uint64_t id[2])
+{
+	struct fm_region *r = D.shared;
+	while (r && (r->id[0] != id[0] || r->id[1] != id[1]))
+		r = r->next;
+	return r;
+}
+
 /* FM_MSG_JOIN: c (a fork child) maps shared region j->region with the
  * memfd `memfd`, which must be the region's own file. */
 int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const char **why)
@@ -194,10 +203,7 @@ int shared_join(struct fm_client *c, const struct fm_join *j, int memfd, const c
 		return -EBADF;
 	}
 	pthread_mutex_lock(&D.shared_lock);
-	struct fm_region *r = D.shared;
-	for (; r; r = r->next)
-		if (r->id[0] == j->region[0] && r->id[1] == j->region[1])
-			break;
+	struct fm_region *r = shared_find(j->region);
 	if (r) {
 		rc = -EPERM;
 		*why = "the descriptor is not the shared region's memfd";
@@ -228,10 +234,7 @@ int shared_attach(struct fm_client *c, const struct fm_attach *a, int memfd, con
 		return -EBADF;
 	}
 	pthread_mutex_lock(&D.shared_lock);
-	struct fm_region *r = D.shared;
-	for (; r; r = r->next)
-		if (r->id[0] == a->region[0] && r->id[1] == a->region[1])
-			break;
+	struct fm_region *r = shared_find(a->region);
 	int rc;
 	if (r) {
 		*why = "the descriptor is not the shared region's memfd";
