@@ -20,7 +20,7 @@
  *   avg_us=.. median_us=.. p99_us=.. min_us=.. max_us=..
  * It does not measure anything of fluidmem itself; bench/touch does that.
  *
- * Usage: uffd-floor [--pages N] [--resolve copy|zero|prefill|prefill-wp|all] [--pin same|cross|none|all]
+ * Usage: uffd-floor [--pages N] [--resolve copy|zero|prefill|prefill-wp|all] [--pin same|cross|none|poll|all]
  *                   [--pattern seq|rand|all] [--samples DIR] [--seed N] */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,11 +45,11 @@
 #define PAGE 4096UL
 
 enum resolve { RES_COPY, RES_ZERO, RES_PREFILL, RES_PREFILL_WP };
-enum pin { PIN_SAME, PIN_CROSS, PIN_NONE };
+enum pin { PIN_SAME, PIN_CROSS, PIN_NONE, PIN_POLL };
 enum pattern { PAT_SEQ, PAT_RAND };
 
 static const char *resolve_name[] = { "copy", "zero", "prefill", "prefill-wp" };
-static const char *pin_name[] = { "same", "cross", "none" };
+static const char *pin_name[] = { "same", "cross", "none", "poll" };
 static const char *pattern_name[] = { "seq", "rand" };
 
 static void die(const char *what)
@@ -124,8 +124,10 @@ static int recv_fds(int sock, int *fd1, int *fd2)
 	return 0;
 }
 
-/* Process B: serve faults until A closes the socket. Exit status 0 on success. */
-static int server(int sock, int cpu, enum resolve res)
+/* Process B: serve faults until A closes the socket. Exit status 0 on success.
+ * With spin, B never sleeps: it reads the non-blocking uffd in a loop (as
+ * fluidmemd does for --poll-us after a fault), so no wake-up of B is measured. */
+static int server(int sock, int cpu, enum resolve res, int spin)
 {
 	if (pin_self(cpu) < 0)
 		die("sched_setaffinity (server)");
@@ -149,8 +151,11 @@ static int server(int sock, int cpu, enum resolve res)
 	if (write(sock, &ready, 1) != 1)
 		die("write ready");
 	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN }, { .fd = sock, .events = POLLIN } };
-	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+	for (unsigned spins = 0;; spins++) {
+		if (spin && (spins & 1023) != 0) {
+			p[0].revents = POLLIN;
+			p[1].revents = 0;
+		} else if (poll(p, 2, spin ? 0 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll");
@@ -228,6 +233,11 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 	}
 	int cpu_a = pin == PIN_NONE ? -1 : 0;
 	int cpu_b = pin == PIN_NONE ? -1 : pin == PIN_SAME ? 0 : 1;
+	if (pin == PIN_POLL && ncpu < 2) {
+		printf("bench=uffd-floor resolve=%s pin=%s pattern=%s skipped=one-cpu\n",
+		       resolve_name[res], pin_name[pin], pattern_name[pat]);
+		return 0;
+	}
 	size_t len = o->pages * PAGE;
 
 	int sv[2];
@@ -239,7 +249,7 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 		die("fork");
 	if (pid == 0) {
 		close(sv[0]);
-		_exit(server(sv[1], cpu_b, res));
+		_exit(server(sv[1], cpu_b, res, pin == PIN_POLL));
 	}
 	close(sv[1]);
 	if (pin_self(cpu_a) < 0)
@@ -358,7 +368,7 @@ static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum p
 static void usage(void)
 {
 	fprintf(stderr, "usage: uffd-floor [--pages N] [--resolve copy|zero|prefill|prefill-wp|all] "
-		"[--pin same|cross|none|all] [--pattern seq|rand|all] [--samples DIR] [--seed N]\n");
+		"[--pin same|cross|none|poll|all] [--pattern seq|rand|all] [--samples DIR] [--seed N]\n");
 	exit(2);
 }
 
@@ -377,7 +387,7 @@ static unsigned pick(const char *arg, const char **names, unsigned n)
 int main(int argc, char **argv)
 {
 	struct opts o = { .pages = 4096, .seed = 0, .samples_dir = NULL };
-	unsigned res_mask = 15, pin_mask = 7, pat_mask = 3;
+	unsigned res_mask = 15, pin_mask = 15, pat_mask = 3;
 	static const struct option lo[] = {
 		{ "pages", required_argument, 0, 'n' },
 		{ "resolve", required_argument, 0, 'r' },
@@ -393,7 +403,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'n': o.pages = strtoul(optarg, NULL, 0); break;
 		case 'r': res_mask = pick(optarg, resolve_name, 4); break;
-		case 'p': pin_mask = pick(optarg, pin_name, 3); break;
+		case 'p': pin_mask = pick(optarg, pin_name, 4); break;
 		case 't': pat_mask = pick(optarg, pattern_name, 2); break;
 		case 's': o.samples_dir = optarg; break;
 		case 'S': o.seed = strtoull(optarg, NULL, 0); break;
@@ -407,12 +417,12 @@ int main(int argc, char **argv)
 	if (sched_getaffinity(0, sizeof(orig), &orig) < 0)
 		die("sched_getaffinity");
 	for (int r = 0; r < 4; r++)
-		for (int p = 0; p < 3; p++)
+		for (int p = 0; p < 4; p++)
 			for (int t = 0; t < 2; t++) {
 				if (!(res_mask & 1u << r) || !(pin_mask & 1u << p) || !(pat_mask & 1u << t))
 					continue;
 				/* B plays no part in a prefilled page's fault: one pinning will do. */
-				if (r >= RES_PREFILL && p != PIN_SAME && pin_mask == 7)
+				if (r >= RES_PREFILL && p != PIN_SAME && pin_mask == 15)
 					continue;
 				if (sched_setaffinity(0, sizeof(orig), &orig) < 0)
 					die("sched_setaffinity (restore)");

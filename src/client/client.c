@@ -295,7 +295,7 @@ static int make_uffd(uint32_t *flags)
 	const uint64_t need = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
 			      UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_MISSING_SHMEM;
 	const uint64_t want = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED |
-			      UFFD_FEATURE_POISON;
+			      UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID;
 	int probe = open_uffd();
 	if (probe < 0) {
 		set_err("cannot create a userfaultfd: give the user read/write access to /dev/userfaultfd "

@@ -655,7 +655,7 @@ static void thread_setup(struct fm_client *c, unsigned k)
  * served without waking a halted vCPU (~30 us here). */
 static void spin(struct fm_client *c)
 {
-	if (!D.opt.poll_us)
+	if (!D.opt.poll_us || !placement_may_spin())
 		return;
 	uint64_t until = fm_now_ns() + D.opt.poll_us * 1000ull;
 	while (!c->dead && !c->attaching) {
@@ -754,6 +754,7 @@ static void *client_thread(void *arg)
 	}
 	for (unsigned i = 0; i < c->nhelpers; i++)
 		pthread_join(c->helpers[i], NULL);
+	placement_end();
 	client_free(c);
 	return NULL;
 }

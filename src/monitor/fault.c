@@ -730,11 +730,13 @@ retry:
 		return;
 	}
 	struct fm_region *r = m->region;
+	uint64_t prefetched = c->st.pages_prefetched;
 	shared_lock(r);
 	bool again = fault_in(c, m, r, msg, addr, t0);
 	shared_unlock(r);
 	if (again)
 		goto retry;
+	placement_note(c, (pid_t)msg->arg.pagefault.feat.ptid, c->st.pages_prefetched != prefetched);
 }
 
 static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r, const struct uffd_msg *msg,

@@ -270,6 +270,7 @@ struct fm_options {
 	unsigned async_evict;  /* >0: a background thread keeps this many pages free under
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
+	bool placement;        /* fault threads follow a randomly faulting thread's CPU (placement.c) */
 	unsigned fault_threads; /* handler threads per client reading its uffd (1..FT_MAX) */
 	const char *state_dir; /* per-region state files, for re-attaching after a restart */
 };
@@ -376,6 +377,11 @@ void ev_sync(struct fm_client *c);
 void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count);
 void event_replay(struct fm_client *c, const struct uffd_msg *msg);
 void wake(struct fm_client *c, uint64_t addr);
+
+/* placement.c */
+void placement_note(struct fm_client *c, pid_t tid, bool streamed);
+bool placement_may_spin(void);
+void placement_end(void);
 
 /* remap.c */
 int remap_begin(struct fm_client *c, const struct fm_mremap *m, const char **why);

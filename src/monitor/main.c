@@ -76,6 +76,9 @@ static void usage(FILE *f)
 		"                           multi-threaded programs with a remote store\n"
 		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
 		"                           (-1: any; default -1,-1)\n"
+		"      --no-placement       leave client threads where the scheduler puts them\n"
+		"                           (default: a thread serving random faults of one\n"
+		"                           program thread runs on that thread's CPU)\n"
 		"      --allow USER|@GROUP  only these users (names or uids) and groups may\n"
 		"                           register memory; repeatable (default: anyone who\n"
 		"                           can open the socket); root always may\n"
@@ -389,6 +392,7 @@ int main(int argc, char **argv)
 		{ "async-evict", required_argument, NULL, 'W' },
 		{ "clean-tracking", no_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
+		{ "no-placement", no_argument, NULL, 'N' },
 		{ "fault-threads", required_argument, NULL, 'T' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "store-cap", required_argument, NULL, 'C' },
@@ -408,6 +412,7 @@ int main(int argc, char **argv)
 	D.opt.encrypt = true;
 	D.opt.affinity_fault = D.opt.affinity_evict = -1;
 	D.opt.fault_threads = 1;
+	D.opt.placement = true;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -500,6 +505,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'N': D.opt.placement = false; break;
 		case 'A':
 			if (tenant_allow(optarg) < 0) {
 				fprintf(stderr, "fluidmemd: --allow '%s': not a user, uid, @group or @gid\n", optarg);

@@ -1,0 +1,184 @@
+/* placement.c - on which CPU a client's fault thread runs (--no-placement).
+ *
+ * On these VMs a halted vCPU takes ~20-30 us to wake. A fault served from the
+ * other vCPU pays that for the faulting thread's wake-up even when the monitor
+ * busy-polls (bench/uffd-floor: COPY round trip ~20 us "poll" against ~12 us
+ * "same", where both run on one CPU and a fault is two context switches).
+ *
+ * So while one program thread faults at random (it waits for each fault) its
+ * handler thread moves onto that thread's CPU (WITH) and sleeps between
+ * faults there instead of busy-polling, which would take the CPU from the
+ * program. It also becomes SCHED_IDLE: the scheduler wakes a task on an idle
+ * CPU rather than a busy one, and a CPU that runs only SCHED_IDLE tasks counts
+ * as idle (sched_idle_cpu()), so the program is woken where it faulted, next
+ * to its handler, instead of on the halted vCPU; and it preempts the handler
+ * at once. The program itself is never touched (pinning it too was ~10%
+ * faster, but its children would inherit the pin). While it streams, or faults
+ * from several threads, the handler is FREE again: a prefetch window is best
+ * installed from the other CPU while the program runs through the pages
+ * already in, and the scheduler does that. (Pinning the handler away from the
+ * program's CPU for streams was tried: no difference in 4 interleaved runs.)
+ *
+ * The program thread's CPU is field 39 of /proc/PID/task/TID/stat, read once
+ * per PLACE_WINDOW faults, so a thread the scheduler moves is followed. A
+ * SCHED_IDLE handler yields to any other task: when the program thread waited
+ * to run for a quarter of a window (its schedstat: something else wants that
+ * CPU, and then the handler hardly gets it) both are left FREE for a while.
+ * (The handler's own wait says nothing: it is preempted by the program it
+ * wakes, and waits, runnable, until the next fault.) Leaving SCHED_IDLE needs CAP_SYS_NICE, so unprivileged monitors (say,
+ * the private one of `fluidmem run` for a user) do not place at all. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fluidmemd.h"
+
+#define PLACE_WINDOW 32 /* faults between decisions */
+#define PLACE_CALM 8    /* windows left FREE after the handler had to wait */
+
+enum place { FREE, WITH };
+
+static __thread struct {
+	bool ready, off;     /* off: nothing to choose (one CPU, no privilege) */
+	cpu_set_t allowed;   /* the thread's own CPUs: FREE */
+	enum place mode;
+	int cpu;             /* WITH: the program thread's CPU */
+	unsigned n, streamed;
+	pid_t tid;           /* the one thread that faulted this window, -1: several */
+	pid_t stat_tid;      /* whose stat and schedstat the fds read */
+	int stat_fd, sched_fd;
+	uint64_t delay, at;  /* its run-queue wait so far, and when it was read */
+	unsigned calm;       /* windows left FREE */
+} P;
+
+static bool placement_on(void)
+{
+	return D.opt.placement && D.opt.affinity_fault < 0 && D.opt.fault_threads == 1;
+}
+
+static int read_proc(int fd, char *buf, size_t size)
+{
+	ssize_t n = fd >= 0 ? pread(fd, buf, size - 1, 0) : -1;
+	buf[n > 0 ? n : 0] = 0;
+	return n > 0 ? 0 : -1;
+}
+
+/* The CPU thread tid of process pid last ran on, -1 if unknown, and how long
+ * it has waited on a run queue (ns, schedstat's second field). */
+static int cpu_of(pid_t pid, pid_t tid, uint64_t *delay)
+{
+	char buf[1024];
+	if (P.stat_tid != tid) {
+		if (P.stat_fd >= 0)
+			close(P.stat_fd);
+		if (P.sched_fd >= 0)
+			close(P.sched_fd);
+		snprintf(buf, sizeof(buf), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+		P.stat_fd = open(buf, O_RDONLY | O_CLOEXEC);
+		snprintf(buf, sizeof(buf), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+		P.sched_fd = open(buf, O_RDONLY | O_CLOEXEC);
+		P.stat_tid = tid;
+		P.delay = 0;
+	}
+	*delay = 0;
+	if (read_proc(P.sched_fd, buf, sizeof(buf)) == 0)
+		sscanf(buf, "%*u %" SCNu64, delay);
+	if (read_proc(P.stat_fd, buf, sizeof(buf)) < 0)
+		return -1;
+	char *s = strrchr(buf, ')'); /* the command name may hold spaces */
+	for (int field = 2; field < 39 && s; field++)
+		s = strchr(s + 1, ' ');
+	return s ? atoi(s + 1) : -1;
+}
+
+static void place(struct fm_client *c, enum place mode, int cpu)
+{
+	if (mode == WITH && (cpu < 0 || !CPU_ISSET(cpu, &P.allowed)))
+		mode = FREE; /* unknown, or not ours to run on (taskset, cpuset) */
+	if (mode == P.mode && (mode == FREE || cpu == P.cpu))
+		return;
+	cpu_set_t set = P.allowed;
+	if (mode == WITH) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+	}
+	struct sched_param sp = { 0 };
+	if (sched_setscheduler(0, mode == WITH ? SCHED_IDLE : SCHED_OTHER, &sp) < 0) {
+		P.off = mode == FREE; /* stuck in SCHED_IDLE would be worse: stop */
+		fm_log("placement: sched_setscheduler: %s%s", strerror(errno), P.off ? "; placement off" : "");
+		return;
+	}
+	sched_setaffinity(0, sizeof(set), &set);
+	P.mode = mode;
+	P.cpu = cpu;
+	c->st.placement_moves++;
+}
+
+/* After each fault the thread served: tid faulted (0: unknown), streamed when
+ * the fault brought in a prefetch window. Client lock held. */
+void placement_note(struct fm_client *c, pid_t tid, bool streamed)
+{
+	if (!placement_on())
+		return;
+	if (!P.ready) {
+		memset(&P, 0, sizeof(P));
+		P.ready = true;
+		P.mode = FREE;
+		P.cpu = P.stat_fd = P.sched_fd = -1;
+		P.off = geteuid() != 0 || sched_getaffinity(0, sizeof(P.allowed), &P.allowed) < 0 ||
+			CPU_COUNT(&P.allowed) < 2;
+	}
+	if (P.off)
+		return;
+	if (!tid)
+		tid = c->pid;
+	if (P.n == 0)
+		P.tid = tid;
+	else if (P.tid != tid)
+		P.tid = -1;
+	P.n++;
+	P.streamed += streamed;
+	if (P.n < PLACE_WINDOW)
+		return;
+	bool random = P.tid > 0 && P.streamed * 4 < P.n;
+	P.n = P.streamed = 0;
+	if (!random) {
+		place(c, FREE, -1);
+		return;
+	}
+	uint64_t delay, now = fm_now_ns();
+	int cpu = cpu_of(c->pid, P.tid, &delay);
+	if (P.mode == WITH && P.delay && delay - P.delay > (now - P.at) / 4)
+		P.calm = PLACE_CALM;
+	P.delay = delay;
+	P.at = now;
+	if (P.calm) {
+		P.calm--;
+		place(c, FREE, -1);
+	} else {
+		place(c, WITH, cpu);
+	}
+}
+
+/* Busy-polling is for a thread on a CPU of its own. */
+bool placement_may_spin(void)
+{
+	return !P.ready || P.mode != WITH;
+}
+
+/* The thread is done with its client. */
+void placement_end(void)
+{
+	if (!P.ready)
+		return;
+	if (P.stat_fd >= 0)
+		close(P.stat_fd);
+	if (P.sched_fd >= 0)
+		close(P.sched_fd);
+	P.ready = false;
+}
