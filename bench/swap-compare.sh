@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # swap-compare.sh - fluidmem side by side with the kernel's own swap, in one run.
 #
-# The same program (build/bench/touch: an init pass, then sequential and random
-# read-modify-write passes over a region 4x the budget, every page verified at the
-# end) runs three ways:
+# The same program (build/bench/touch: an init pass, a sequential read-only
+# re-read, then sequential and random read-modify-write passes over a region 4x
+# the budget, every page verified at the end) runs three ways:
 #   fluidmem  under `fluidmem run --local-memory BUDGET` (private monitor, local store)
 #   zram      in a memory cgroup capped at BUDGET, swapping to a zram device
 #   swapfile  in a memory cgroup capped at BUDGET, swapping to a file on this disk
@@ -17,7 +17,7 @@
 # shared 2-core machine are noisy; read the ratios of one run).
 #
 # Usage: bench/swap-compare.sh [--budget 64M] [--size SIZE (default 4x budget)]
-#          [--passes init,seq,rand] [--fill sparse|full] [--systems "fluidmem zram swapfile"]
+#          [--passes init,read,seq,rand] [--fill sparse|full] [--systems "fluidmem zram swapfile"]
 #          [--repeat 1] [--threads N] [--out build/bench]
 # With --repeat N the systems run N times, interleaved, and the summary is the median
 # of the runs (OUT/swap-compare-summary.csv); OUT/swap-compare.csv has every run.
@@ -26,7 +26,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${FM_BUILD:-$ROOT/build}
 BUDGET=64M
 SIZE=""
-PASSES=init,seq,rand
+PASSES=init,read,seq,rand
 FILL=sparse
 SYSTEMS="fluidmem zram swapfile"
 OUT=$BUILD/bench

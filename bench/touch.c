@@ -24,8 +24,9 @@
  * FILE as "LABEL KIND NS" lines (for CDF plots).
  *
  * `pairs` visits 2-page records in random order (pages 2i, 2i+1 together): short
- * runs on which a sequential prefetcher guesses wrong.
- * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand,pairs]
+ * runs on which a sequential prefetcher guesses wrong. `read` reads and checks
+ * every page in order and writes nothing: a sequential re-read.
+ * Usage: touch [--size 256M] [--alloc mmap|malloc] [--passes init,seq,rand,pairs,read]
  *              [--fill sparse|full] [--threshold-ns 1000] [--samples FILE]
  *              [--seed N] [--label L] [--threads N] [--corrupt PAGE]
  * --threads N splits each pass into N contiguous slices of its page order, one
@@ -50,8 +51,8 @@
 #define MAX_PASSES 64
 #define MAX_THREADS 64
 
-enum kind { K_INIT, K_SEQ, K_RAND, K_PAIRS, K_NKINDS };
-static const char *kind_name[] = { "init", "seq", "rand", "pairs" };
+enum kind { K_INIT, K_SEQ, K_RAND, K_PAIRS, K_READ, K_NKINDS };
+static const char *kind_name[] = { "init", "seq", "rand", "pairs", "read" };
 
 struct opts {
 	size_t size;
@@ -137,7 +138,7 @@ static void parse_passes(struct opts *o, const char *arg)
 			if (strcmp(t, kind_name[k]) == 0)
 				break;
 		if (k == K_NKINDS || o->npasses == MAX_PASSES) {
-			fprintf(stderr, "touch: bad pass '%s' (init, seq, rand, pairs; at most %d)\n", t, MAX_PASSES);
+			fprintf(stderr, "touch: bad pass '%s' (init, seq, rand, pairs, read; at most %d)\n", t, MAX_PASSES);
 			exit(2);
 		}
 		o->passes[o->npasses++] = (enum kind)k;
@@ -184,7 +185,8 @@ struct slice {
 	char *base;
 	const uint32_t *order;
 	uint32_t *lat;
-	int pass;
+	uint64_t counter;   /* word 1 of every page before this pass (0: init) */
+	int write;          /* the pass increments it (all but read) */
 	size_t from, to;
 	char when[32];
 };
@@ -192,7 +194,7 @@ struct slice {
 static void *run_slice(void *arg)
 {
 	struct slice *sl = arg;
-	const uint64_t p = (uint64_t)sl->pass;
+	const uint64_t p = sl->counter;
 	for (size_t i = sl->from; i < sl->to; i++) {
 		size_t pg = sl->order[i];
 		volatile uint64_t *w = (volatile uint64_t *)(sl->base + pg * PAGE);
@@ -206,12 +208,14 @@ static void *run_slice(void *arg)
 			uint64_t id = w[0], cnt = w[1], chk = w[WORDS - 1];
 			if (id != (TAG ^ pg) || cnt != p || chk != check_word(pg, p))
 				check_page(w, pg, p, 0, sl->when);
-			w[1] = p + 1;
-			w[WORDS - 1] = check_word(pg, p + 1);
+			if (sl->write) {
+				w[1] = p + 1;
+				w[WORDS - 1] = check_word(pg, p + 1);
+			}
 		}
 		uint64_t t1 = now_ns();
 		sl->lat[i] = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0);
-		if (sl->o->full)
+		if (sl->o->full && sl->write)
 			fill_page(w, pg, p + 1);
 	}
 	return NULL;
@@ -342,6 +346,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	uint64_t rng = o.seed * 0x9e3779b97f4a7c15ull | 1;
+	uint64_t written = 0; /* passes that wrote: word 1 of every page */
 	for (int p = 0; p < o.npasses; p++) {
 		enum kind k = o.passes[p];
 		for (size_t i = 0; i < n; i++)
@@ -366,7 +371,8 @@ int main(int argc, char **argv)
 		}
 		struct slice sl[MAX_THREADS];
 		for (int t = 0; t < o.threads; t++) {
-			sl[t] = (struct slice){ .o = &o, .base = base, .order = order, .lat = lat, .pass = p,
+			sl[t] = (struct slice){ .o = &o, .base = base, .order = order, .lat = lat,
+						.counter = p == 0 ? 0 : written, .write = k != K_READ,
 						.from = n * (size_t)t / (size_t)o.threads,
 						.to = n * (size_t)(t + 1) / (size_t)o.threads };
 			snprintf(sl[t].when, sizeof(sl[t].when), "pass %d %s", p, kind_name[k]);
@@ -388,6 +394,7 @@ int main(int argc, char **argv)
 		double secs = (double)(now_ns() - start) / 1e9;
 		getrusage(RUSAGE_SELF, &r1);
 		report(&o, p, kind_name[k], n, lat, secs, &r0, &r1, samples);
+		written = p == 0 ? 1 : written + (k != K_READ);
 		if (p == 0 && o.corrupt >= 0 && (size_t)o.corrupt < n)
 			((volatile uint64_t *)(base + (size_t)o.corrupt * PAGE))[WORDS - 1] ^= 1;
 	}
@@ -397,7 +404,7 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &r0);
 	uint64_t start = now_ns();
 	for (size_t pg = 0; pg < n; pg++)
-		check_page((volatile uint64_t *)(base + pg * PAGE), pg, (uint64_t)o.npasses, o.full, "verify");
+		check_page((volatile uint64_t *)(base + pg * PAGE), pg, written, o.full, "verify");
 	double secs = (double)(now_ns() - start) / 1e9;
 	getrusage(RUSAGE_SELF, &r1);
 	printf("bench=touch label=%s kind=verify pages=%zu secs=%.3f pages_per_s=%.0f mb_per_s=%.1f "
