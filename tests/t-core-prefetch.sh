@@ -35,11 +35,13 @@ note "pairs: gate on: $pre_on prefetched, $hit_on hits, $skip_on windows skipped
 [ $((pre_off - hit_off)) -gt "$n" ] || fail "without the gate only $((pre_off - hit_off)) prefetched pages went unused: the test proves nothing"
 [ $((pre_on - hit_on)) -lt $((n / 8)) ] || fail "with the gate $((pre_on - hit_on)) prefetched pages went unused"
 start_monitor --local-memory 8M
-out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/bench/touch" --size 32M --passes init,seq,seq) || fail "touch seq: $out"
+out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/bench/touch" --size 32M --passes init,read,seq,seq) || fail "touch seq: $out"
 pre=$(stat_of pages_prefetched) hit=$(stat_of prefetch_hits)
 stop_monitor
-note "sequential: $pre prefetched, $hit hits"
+rf=$(echo "$out" | grep "kind=read" | sed -n 's/.* minflt=\([0-9]*\).*/\1/p')
+note "sequential: $pre prefetched, $hit hits; the read-only re-read faulted $rf times over $n pages"
 [ "$pre" -gt "$n" ] && [ $((hit * 10)) -ge $((pre * 9)) ] || fail "sequential passes: $hit hits of $pre prefetched pages"
+[ -n "$rf" ] && [ "$rf" -lt $((n / 10)) ] || fail "the sequential read-only re-read faulted $rf times over $n pages"
 
 # A sequential read after a random pass (touch's verify): a quarter of the
 # region is resident, scattered; windows step over those pages and the stream
