@@ -29,12 +29,13 @@ set -u
 # complete). Edit freely; `default` is whatever fluidmemd does with no flags, and
 # default-no-encrypt shows what sealing pages for remote stores costs.
 CONFIGS='
-baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0
-+zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0
-+batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0
-+prefetch         --prefetch 64 --evict-batch 64 --poll-us 0
-+poll             --prefetch 64 --evict-batch 64 --poll-us 50
-+async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256
+baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement
++zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement
++batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0 --no-placement
++prefetch         --prefetch 64 --evict-batch 64 --poll-us 0 --no-placement
++poll             --prefetch 64 --evict-batch 64 --poll-us 50 --no-placement
++placement        --prefetch 64 --evict-batch 64 --poll-us 50
++async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --no-placement
 +affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0
 default
 default-no-encrypt  --no-encrypt
