@@ -10,8 +10,15 @@
 #
 # Environment: FM_BENCH_BUDGET (Table 1 budget, default 32M), FM_SWAP_BUDGET
 # (swap comparison budget, default 64M), FM_SWAP_REPEAT (runs of each system, interleaved,
-# median reported; default 3); regions are 4x the budget.
+# median reported; default 3), FM_BENCH_APPS=0 (skip the application benchmarks);
+# regions are 4x the budget.
+# Usage: fluidmem bench (or make bench, or bench/run.sh); -h, --help: this text.
 set -u
+case ${1:-} in
+"") ;;
+-h|--help) echo "usage: fluidmem bench"; sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+*) echo "fluidmem bench: unknown argument '$1' (it takes none; settings are environment variables, see --help)" >&2; exit 2 ;;
+esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${FM_BUILD:-$ROOT/build}
 OUT=$BUILD/bench

@@ -54,7 +54,7 @@ for o in $(echo "$help" | opts); do
 	case $o in --help|--config) continue ;; esac
 	grep -qF -- "| \`${o#--}\` |" "$FM_ROOT/docs/configuration.md" || fail "docs/configuration.md has no row for ${o#--}"
 done
-for c in run status top resize evict stop "vm hotplug" "vm resize" "vm list" "vm unplug"; do
+for c in run status top resize evict stop "vm hotplug" "vm resize" "vm list" "vm unplug" bench; do
 	# shellcheck disable=SC2086
 	h=$("$FLUIDMEM" $c --help) || fail "fluidmem $c --help failed"
 	echo "$h" | head -1 | grep -qi "^usage: fluidmem $c" || fail "fluidmem $c --help: '$(echo "$h" | head -1)'"
@@ -62,4 +62,7 @@ for c in run status top resize evict stop "vm hotplug" "vm resize" "vm list" "vm
 	grep -qF ".SS ${c%% *}" "$FM_ROOT/man/fluidmem.1" || fail "fluidmem.1 has no section for ${c%% *}"
 done
 "$FLUIDMEM" --help | grep -q "evict \[--tag TAG\]" || fail "fluidmem --help does not list evict"
+# bench takes no arguments: a wrong one is an error, not a 10-minute run
+"$FLUIDMEM" bench --bogus 2>"$T/bench.err" && fail "fluidmem bench --bogus ran"
+grep -q "unknown argument" "$T/bench.err" || fail "fluidmem bench --bogus: $(cat "$T/bench.err")"
 echo "t-ops-install: ok"
