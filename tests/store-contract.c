@@ -7,6 +7,7 @@
  *
  *   store-contract URL [pages]
  * Exit 0 when everything matched, 1 naming the first failure. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,56 @@ static void get(uint64_t region, size_t first, size_t n, size_t batch, uint64_t 
 	free(buf);
 }
 
+/* Pipelined reads (fm_store_read_start/finish, as prefetch uses them): each
+ * batch is started before the previous one is checked. Every other batch,
+ * with interrupt, a remove of an unrelated key comes between a start and its
+ * finish: the start is finished first, and the finish still delivers. */
+static void get_pipelined(uint64_t region, size_t first, size_t n, size_t batch, uint64_t gen, int interrupt)
+{
+	struct fm_store_io *ios[2] = { calloc(batch, sizeof(struct fm_store_io)), calloc(batch, sizeof(struct fm_store_io)) };
+	unsigned char *buf[2] = { malloc(batch * FM_PAGE_SIZE), malloc(batch * FM_PAGE_SIZE) }, want[FM_PAGE_SIZE];
+	size_t m[2], at[2], next = first;
+	int cur = 0, k = 0;
+	/* start batch b at `next` */
+#define START(b) do { \
+		at[b] = next; \
+		m[b] = first + n - next < batch ? first + n - next : batch; \
+		for (size_t i = 0; i < m[b]; i++) { \
+			ios[b][i] = (struct fm_store_io){ .key = key_of(region, next + i), \
+							  .page = buf[b] + i * FM_PAGE_SIZE, .status = -1 }; \
+			memset(ios[b][i].page, 0x5A, FM_PAGE_SIZE); \
+		} \
+		CHECK(fm_store_read_start(S, ios[b], m[b]) == 0, "read_start of %zu pages failed", m[b]); \
+		next += m[b]; \
+	} while (0)
+	START(cur);
+	while (1) {
+		if (interrupt && k++ % 2) {
+			struct fm_page_key other = key_of(region + 100, 0);
+			CHECK(fm_store_remove(S, &other, 1) == 0, "remove between start and finish failed");
+		}
+		CHECK(fm_store_read_finish(S, ios[cur], m[cur]) == 0, "read_finish of %zu pages failed", m[cur]);
+		bool more = next < first + n;
+		if (more)
+			START(cur ^ 1); /* answered while this batch is checked */
+		for (size_t i = 0; i < m[cur]; i++) {
+			CHECK(ios[cur][i].status == FM_STORE_OK, "pipelined read page %zu: %s", at[cur] + i,
+			      fm_store_strstatus(ios[cur][i].status));
+			fill(&ios[cur][i].key, gen, want);
+			CHECK(ios[cur][i].status != FM_STORE_OK || memcmp(want, ios[cur][i].page, FM_PAGE_SIZE) == 0,
+			      "pipelined read page %zu: wrong bytes", at[cur] + i);
+		}
+		if (!more)
+			break;
+		cur ^= 1;
+	}
+#undef START
+	for (int b = 0; b < 2; b++) {
+		free(ios[b]);
+		free(buf[b]);
+	}
+}
+
 static void del(uint64_t region, size_t first, size_t n, size_t batch)
 {
 	struct fm_page_key *keys = calloc(batch, sizeof(*keys));
@@ -135,6 +186,10 @@ int main(int argc, char **argv)
 	get(r1, 0, n, 1000, 1, 0, NULL);
 	get(r1, 5, 300, 7, 1, 0, NULL);
 	printf("wrote and verified %zu pages\n", n);
+	get_pipelined(r1, 0, n, 32, 1, 0);
+	get_pipelined(r1, 3, n > 503 ? 500 : n - 3, 48, 1, 1);
+	get_pipelined(r1, 0, n, 100, 1, 0); /* more than one multi-get per batch */
+	printf("pipelined reads verified\n");
 
 	/* Same page numbers in another region: no collision. */
 	put(r2, 0, 100, 13, 2, 0);

@@ -65,6 +65,13 @@ struct fm_store_ops {
 	/* Batched: n pages. Each io gets its own status; the call returns 0, or
 	 * -errno when nothing could be attempted. */
 	int (*read)(struct fm_store *s, struct fm_store_io *ios, size_t n);
+	/* Optional, for pipelining: read_start sends the requests of a read
+	 * and returns; read_finish (same ios and n) collects the answers, does
+	 * what read would have done after, and sets the statuses. The caller
+	 * works meanwhile, with no other call on the handle (one that comes
+	 * anyway finishes the read first). NULL: read does it all at finish. */
+	int (*read_start)(struct fm_store *s, struct fm_store_io *ios, size_t n);
+	int (*read_finish)(struct fm_store *s, struct fm_store_io *ios, size_t n);
 	int (*write)(struct fm_store *s, struct fm_store_io *ios, size_t n);
 	/* Remove keys; missing keys are not an error. Remote backends never
 	 * wait for a dead server here: -EAGAIN means some copies could not be
@@ -83,6 +90,10 @@ int fm_store_open(const char *url, struct fm_store **out, char *err, size_t errl
 static inline void fm_store_close(struct fm_store *s) { if (s) s->ops->close(s); }
 static inline int fm_store_read(struct fm_store *s, struct fm_store_io *ios, size_t n)
 { return s->ops->read(s, ios, n); }
+static inline int fm_store_read_start(struct fm_store *s, struct fm_store_io *ios, size_t n)
+{ return s->ops->read_start ? s->ops->read_start(s, ios, n) : 0; }
+static inline int fm_store_read_finish(struct fm_store *s, struct fm_store_io *ios, size_t n)
+{ return s->ops->read_finish ? s->ops->read_finish(s, ios, n) : s->ops->read(s, ios, n); }
 static inline int fm_store_write(struct fm_store *s, struct fm_store_io *ios, size_t n)
 { return s->ops->write(s, ios, n); }
 static inline int fm_store_remove(struct fm_store *s, const struct fm_page_key *keys, size_t n)

@@ -417,6 +417,7 @@ static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, 
 #define STRIDE_MAX 64  /* pages between two faults still taken for a stride */
 #define STRIDE_AHEAD 8
 #define PF_CHUNK 8     /* stream pages installed first */
+#define PF_STEP 32     /* later steps, when the store pipelines reads */
 #define PF_SCORE_MAX 8
 #define PF_OFF (-4)
 
@@ -512,6 +513,31 @@ static bool pf_streaming(const struct fm_region *r, uint64_t p)
 	       !(D.opt.prefetch_gate && r->pf_score <= PF_OFF);
 }
 
+/* The length of the prefetch step at window position off of n: the fault's
+ * page and the next PF_CHUNK first, then the rest, or PF_STEP at a time when
+ * the store pipelines reads. */
+static unsigned pf_step_len(unsigned n, unsigned off, bool lead, bool pipe)
+{
+	unsigned first = PF_CHUNK + lead;
+	if (off == 0 && n > first)
+		return first;
+	return pipe && n - off > PF_STEP ? PF_STEP : n - off;
+}
+
+/* The store reads of the step [off, off + k) of a window: its stored pages,
+ * in order, one buffer slot each. Returns how many. */
+static unsigned pf_step_ios(struct fm_region *r, const uint64_t *q, const uint8_t *kind, unsigned off,
+			    unsigned k, struct fm_store_io *ios, char *pages)
+{
+	unsigned nio = 0;
+	for (unsigned i = off; i < off + k; i++)
+		if (kind[i] == PS_STORED) {
+			io_for(&ios[nio], r, q[i], pages + (size_t)nio * PAGE);
+			nio++;
+		}
+	return nio;
+}
+
 /* After the fault on page p (at addr) was answered, or, with `lead` (a
  * stream going on: pf_streaming), before: then page p, still missing,
  * leads the window's first step and is answered with it, one store read
@@ -600,21 +626,36 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	 * by at most a window meanwhile): the eviction then overlaps the
 	 * program's run over the window instead of stalling it in the middle. */
 	bool clean_ok = keeps_clean(w->store, r);
+	/* A store that pipelines reads (remote ones) gets PF_STEP-page steps,
+	 * each read started before the previous step is installed: the server
+	 * answers while we install, and the program waits for a step, not for
+	 * the rest of the window. Steps then use the two halves of the
+	 * worker's buffers in turn. */
+	bool pipe = w->store->ops->read_start != NULL;
 	uint64_t done = 0;
-	unsigned off = 0;
-	bool stop = false, led = false;
+	unsigned off = 0, step = 0, next_nio = 0;
+	bool stop = false, led = false, started = false;
 	while (off < n && !stop) {
-		unsigned first = PF_CHUNK + lead;
-		unsigned k = off == 0 && n > first ? first : n - off;
-		/* the stored pages of the step, in order, one buffer slot each */
-		unsigned nio = 0;
-		for (unsigned i = off; i < off + k; i++)
-			if (kind[i] == PS_STORED) {
-				io_for(&w->ios[nio], r, q[i], w->pages + (size_t)nio * PAGE);
-				nio++;
-			}
-		if (nio && fm_store_read(w->store, w->ios, nio) < 0)
-			break;
+		unsigned k = pf_step_len(n, off, lead, pipe), nio;
+		struct fm_store_io *ios = w->ios + (pipe ? (step % 2) * (FM_BATCH_MAX / 2) : 0);
+		char *pages = w->pages + (size_t)(ios - w->ios) * PAGE;
+		if (started) {
+			nio = next_nio;
+			started = false;
+			if (nio && fm_store_read_finish(w->store, ios, nio) < 0)
+				break;
+		} else {
+			nio = pf_step_ios(r, q, kind, off, k, ios, pages);
+			if (nio && fm_store_read(w->store, ios, nio) < 0)
+				break;
+		}
+		if (pipe && off + k < n) {
+			struct fm_store_io *nios = w->ios + ((step + 1) % 2) * (FM_BATCH_MAX / 2);
+			unsigned nk = pf_step_len(n, off + k, lead, pipe);
+			next_nio = pf_step_ios(r, q, kind, off + k, nk, nios, w->pages + (size_t)(nios - w->ios) * PAGE);
+			started = next_nio == 0 || fm_store_read_start(w->store, nios, next_nio) == 0;
+		}
+		step++;
 		/* The step's runs: consecutive pages of one kind. When prefetched
 		 * pages are written, the fault's own page is a run of its own, put
 		 * in last with UFFDIO_COPY: that wakes the program onto a step
@@ -650,7 +691,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			bool stored = kind[i] == PS_STORED, bad = false;
 			if (stored) {
 				for (unsigned t = 0; t < len; t++)
-					if (w->ios[io0 + t].status != FM_STORE_OK) {
+					if (ios[io0 + t].status != FM_STORE_OK) {
 						len = t; /* stop before a page its own fault must report */
 						bad = true;
 						break;
@@ -658,7 +699,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			}
 			bool clean = stored && clean_ok;
 			uint64_t a = addr + (q[i] - p) * PAGE;
-			uint64_t got = install(c, r, q[i], a, stored ? w->pages + (size_t)io0 * PAGE : NULL, len,
+			uint64_t got = install(c, r, q[i], a, stored ? pages + (size_t)io0 * PAGE : NULL, len,
 					       clean, own && lead_last);
 			for (uint64_t t = 0; t < got; t++) {
 				uint8_t *s = page_state(r, q[i] + t, false);
@@ -694,6 +735,10 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				r->pf_next = q[i] + len;
 		}
 		off += k;
+	}
+	if (started && next_nio) { /* stopped early: collect the answers, unused */
+		struct fm_store_io *nios = w->ios + (step % 2) * (FM_BATCH_MAX / 2);
+		fm_store_read_finish(w->store, nios, next_nio);
 	}
 	make_room(c, 0);
 	done -= led;

@@ -95,6 +95,9 @@ struct mc_store {
 	size_t *kl;
 	unsigned char *sealed;      /* writes: cap * FM_SEALED_MAX */
 	size_t *sealed_len;         /* writes: the length of each sealed value */
+	/* a read begun by mc_read_start: its ios, and how many (0: none) */
+	struct fm_store_io *started_ios;
+	size_t started;
 };
 
 extern const struct fm_store_ops fm_store_memcached_ops;
@@ -359,8 +362,8 @@ static void group_fail(struct mc_store *s, struct mc_server *v, size_t lo, memca
 }
 
 /* Keys [lo, lo + MGET_MAX) of every server's group: one multi-get per
- * server, then the answers of each. */
-static void read_chunk(struct mc_store *s, struct fm_store_io *ios, size_t lo)
+ * server (chunk_send), then the answers of each (chunk_recv). */
+static void chunk_send(struct mc_store *s, size_t lo)
 {
 	for (unsigned x = 0; x < s->nsrv; x++) {
 		struct mc_server *v = &s->srv[x];
@@ -375,6 +378,10 @@ static void read_chunk(struct mc_store *s, struct fm_store_io *ios, size_t lo)
 		if (rc != MEMCACHED_SUCCESS || (rc = call_result(v->mc, rc)) != MEMCACHED_SUCCESS)
 			group_fail(s, v, lo, rc);
 	}
+}
+
+static void chunk_recv(struct mc_store *s, struct fm_store_io *ios, size_t lo)
+{
 	for (unsigned x = 0; x < s->nsrv; x++) {
 		struct mc_server *v = &s->srv[x];
 		if (v->ngrp <= lo)
@@ -459,52 +466,64 @@ static void read_round(struct mc_store *s, struct fm_store_io *ios)
 	for (unsigned x = 0; x < s->nsrv; x++)
 		if (s->srv[x].ngrp > most)
 			most = s->srv[x].ngrp;
-	for (size_t lo = 0; lo < most; lo += MGET_MAX)
-		read_chunk(s, ios, lo);
+	for (size_t lo = 0; lo < most; lo += MGET_MAX) {
+		chunk_send(s, lo);
+		chunk_recv(s, ios, lo);
+	}
 }
 
-static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
+/* Each key not done yet to the next server that may hold a copy (every live
+ * copy for keys read without a version), into the servers' groups. Returns
+ * how many requests that makes. */
+static size_t round_groups(struct mc_store *s, struct fm_store_io *ios, size_t n)
 {
-	struct mc_store *s = (struct mc_store *)base;
-	if (reserve(s, n, 0))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		prepare(s, &ios[i].key, i);
+	size_t pending = 0;
+	groups_clear(s);
+	for (size_t i = 0; i < n; i++) {
+		if (s->flags[i] & ST_DONE)
+			continue;
+		if (every_copy(s, &ios[i])) {
+			/* ask every live copy at once */
+			if (s->tried[i] >= s->replicas)
+				continue;
+			for (unsigned r = 0; r < s->replicas; r++) {
+				struct mc_server *v = &s->srv[s->order[i * s->replicas + r]];
+				if (srv_usable(s, v)) {
+					v->grp[v->ngrp++] = i;
+					pending++;
+				}
+			}
+			s->tried[i] = (uint8_t)s->replicas;
+			continue;
+		}
+		while (s->tried[i] < s->replicas) {
+			struct mc_server *v = &s->srv[s->order[i * s->replicas + s->tried[i]]];
+			if (srv_usable(s, v)) {
+				v->grp[v->ngrp++] = i;
+				pending++;
+				break;
+			}
+			s->tried[i]++;
+		}
+	}
+	return pending;
+}
+
+/* The read of ios[0, n), prepared; started: its first round's requests
+ * were sent (mc_read_start) and only their answers are read here. */
+static int read_rest(struct mc_store *s, struct fm_store_io *ios, size_t n, int started)
+{
 	uint64_t deadline = now_ns() + s->retry_ms * 1000000ull;
 	for (;;) {
 		/* Each round moves every pending key one copy further: at most
 		 * `replicas` rounds. */
 		for (unsigned round = 0; round < s->replicas; round++) {
-			groups_clear(s);
-			size_t pending = 0;
-			for (size_t i = 0; i < n; i++) {
-				if (s->flags[i] & ST_DONE)
-					continue;
-				if (every_copy(s, &ios[i])) {
-					/* ask every live copy at once */
-					if (s->tried[i] >= s->replicas)
-						continue;
-					for (unsigned r = 0; r < s->replicas; r++) {
-						struct mc_server *v = &s->srv[s->order[i * s->replicas + r]];
-						if (srv_usable(s, v)) {
-							v->grp[v->ngrp++] = i;
-							pending++;
-						}
-					}
-					s->tried[i] = (uint8_t)s->replicas;
-					continue;
-				}
-				while (s->tried[i] < s->replicas) {
-					struct mc_server *v = &s->srv[s->order[i * s->replicas + s->tried[i]]];
-					if (srv_usable(s, v)) {
-						v->grp[v->ngrp++] = i;
-						pending++;
-						break;
-					}
-					s->tried[i]++;
-				}
+			if (started) {
+				started = 0;
+				chunk_recv(s, ios, 0);
+				continue;
 			}
-			if (!pending)
+			if (!round_groups(s, ios, n))
 				break;
 			read_round(s, ios);
 		}
@@ -531,6 +550,53 @@ static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
 			      : FM_STORE_UNAVAILABLE;
 	}
 	return 0;
+}
+
+static int mc_read_finish(struct fm_store *base, struct fm_store_io *ios, size_t n);
+
+static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
+{
+	struct mc_store *s = (struct mc_store *)base;
+	if (s->started)
+		mc_read_finish(base, s->started_ios, s->started); /* a start nobody finished */
+	if (reserve(s, n, 0))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		prepare(s, &ios[i].key, i);
+	return read_rest(s, ios, n, 0);
+}
+
+/* Pipelining (store.h): the first round's multi-gets go out now, when each
+ * server's share fits one; the servers answer while the caller works, and
+ * mc_read_finish reads the answers (and does any further rounds). */
+static int mc_read_start(struct fm_store *base, struct fm_store_io *ios, size_t n)
+{
+	struct mc_store *s = (struct mc_store *)base;
+	if (s->started)
+		mc_read_finish(base, s->started_ios, s->started);
+	if (reserve(s, n, 0))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		prepare(s, &ios[i].key, i);
+	if (!round_groups(s, ios, n))
+		return 0;
+	for (unsigned x = 0; x < s->nsrv; x++)
+		if (s->srv[x].ngrp > MGET_MAX)
+			return 0; /* more than one chunk: all at finish */
+	chunk_send(s, 0);
+	s->started = n;
+	s->started_ios = ios;
+	return 0;
+}
+
+static int mc_read_finish(struct fm_store *base, struct fm_store_io *ios, size_t n)
+{
+	struct mc_store *s = (struct mc_store *)base;
+	int started = s->started == n && s->started_ios == ios;
+	if (!started)
+		return mc_read(base, ios, n); /* nothing sent: the whole read now */
+	s->started = 0;
+	return read_rest(s, ios, n, 1);
 }
 
 /* ---- write and remove ---- */
@@ -593,6 +659,8 @@ static void write_all(struct mc_store *s, int del)
 static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
+	if (s->started) /* the answers of a started read come first on the wire */
+		mc_read_finish(base, s->started_ios, s->started);
 	if (reserve(s, n, 1))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -645,6 +713,8 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 static int mc_remove(struct fm_store *base, const struct fm_page_key *keys, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
+	if (s->started)
+		mc_read_finish(base, s->started_ios, s->started);
 	if (reserve(s, n, 0))
 		return -ENOMEM;
 	groups_clear(s);
@@ -777,6 +847,8 @@ const struct fm_store_ops fm_store_memcached_ops = {
 	.open = mc_open,
 	.close = mc_close,
 	.read = mc_read,
+	.read_start = mc_read_start,
+	.read_finish = mc_read_finish,
 	.write = mc_write,
 	.remove = mc_remove,
 	.describe = mc_describe,
