@@ -41,7 +41,9 @@ stop_monitor
 rf=$(echo "$out" | grep "kind=read" | sed -n 's/.* minflt=\([0-9]*\).*/\1/p')
 note "sequential: $pre prefetched, $hit hits; the read-only re-read faulted $rf times over $n pages"
 [ "$pre" -gt "$n" ] && [ $((hit * 10)) -ge $((pre * 9)) ] || fail "sequential passes: $hit hits of $pre prefetched pages"
-[ -n "$rf" ] && [ "$rf" -lt $((n / 10)) ] || fail "the sequential read-only re-read faulted $rf times over $n pages"
+# without prefetch it faults once a page; with it 258-658 times here, and 1,134
+# once in a fresh-clone CI run (windows cut short when the program catches up)
+[ -n "$rf" ] && [ "$rf" -lt $((n / 4)) ] || fail "the sequential read-only re-read faulted $rf times over $n pages"
 
 # A sequential read after a random pass (touch's verify): a quarter of the
 # region is resident, scattered; windows step over those pages and the stream
