@@ -82,6 +82,11 @@ static bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p)
 	return false;
 }
 
+bool page_inflight(struct fm_client *c, struct fm_region *r, uint64_t p)
+{
+	return inflight_has(c, r, p);
+}
+
 static void record_latency(struct fm_client *c, uint64_t t0)
 {
 	c->st.lat[fm_lat_bucket(fm_now_ns() - t0)]++;
@@ -181,8 +186,7 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
 	}
 	c->st.faults_zero++;
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
-	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
-		*s |= PS_QUEUED;
+	region_enqueue(r, p, s);
 	r->resident++;
 	account_resident(payer(c, r), 1);
 }
@@ -272,8 +276,7 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
 		store_forget(payer(c, r), r, p, s, w->store);
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
-	if (!(*s & PS_QUEUED) && region_queue_push(r, p) == 0)
-		*s |= PS_QUEUED;
+	region_enqueue(r, p, s);
 	r->resident++;
 	account_resident(payer(c, r), 1);
 	return true;
@@ -376,8 +379,7 @@ static uint64_t install(struct fm_client *c, struct fm_region *r, uint64_t q, ui
 static void mark_resident(struct fm_client *c, struct fm_region *r, uint64_t q, uint8_t *s)
 {
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT);
-	if (!(*s & PS_QUEUED) && region_queue_push(r, q) == 0)
-		*s |= PS_QUEUED;
+	region_enqueue(r, q, s);
 	r->resident++;
 	account_resident(payer(c, r), 1);
 	c->st.pages_prefetched++;
@@ -506,6 +508,14 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 }
 
 /* Does a fault on page p continue r's stream, with prefetch on for r? */
+/* The region's faults look random: the last RANDOM_AFTER of them continued
+ * no stream and no stride. */
+#define RANDOM_AFTER 16
+bool region_random(const struct fm_region *r)
+{
+	return r->scattered >= RANDOM_AFTER;
+}
+
 static bool pf_streaming(const struct fm_region *r, uint64_t p)
 {
 	return D.opt.prefetch_max && !r->shared && r->pf_win &&
@@ -554,6 +564,10 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		      delta >= -STRIDE_MAX && delta <= STRIDE_MAX;
 	r->last_delta = delta;
 	r->last_fault = p;
+	if (stream || stride)
+		r->scattered = 0;
+	else if (r->scattered < RANDOM_AFTER)
+		r->scattered++;
 	if (!D.opt.prefetch_max)
 		return false;
 	if ((stream || stride) && D.opt.prefetch_gate && r->pf_score <= PF_OFF) {

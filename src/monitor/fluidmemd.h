@@ -39,6 +39,9 @@ enum {
 	PS_INSTORE = 8,  /* a copy is in the store (STORED, or RESIDENT and fetched) */
 	PS_CLEAN = 16,   /* RESIDENT, fetched write-protected and not written since:
 			  * the store's copy is current, eviction need not write it */
+	PS_REQUEUE = 32, /* RESIDENT again while its queue entry is from before (it
+			  * left by address, or was dropped): that entry's turn
+			  * sends it to the back instead (region_enqueue) */
 };
 
 #define CHUNK_PAGES 4096u /* page states are allocated 4096 at a time (16 MiB of region) */
@@ -103,6 +106,8 @@ struct fm_region {
 	int8_t pf_dir;         /* +1 forward, -1 backward (a negative stride) */
 	bool pf_judge;         /* the last window (real or, while off, virtual) awaits the next fault */
 	int pf_score;          /* prefetch hit score (fault.c): windows stop when low */
+	uint64_t sweep;        /* next page an eviction by address looks at (evict.c) */
+	uint8_t scattered;     /* faults in a row that continued no stream or stride */
 	uint32_t flags;        /* FM_REGISTER_* */
 	bool dropped;          /* by an operator: every fault in it is a SIGBUS */
 	/* Store copies shared with relatives since a fork (share.c): per page
@@ -334,6 +339,7 @@ void region_free(struct fm_region *r, struct fm_store *st);
 int region_grow(struct fm_region *r, uint64_t new_len);
 uint8_t *page_state(struct fm_region *r, uint64_t page, bool create);
 int region_queue_push(struct fm_region *r, uint64_t page);
+void region_enqueue(struct fm_region *r, uint64_t page, uint8_t *s);
 struct fm_region *region_find(struct fm_client *c, const uint64_t id[2]);
 struct fm_map *map_find(struct fm_client *c, uint64_t addr);
 int map_add(struct fm_client *c, uint64_t start, uint64_t len, struct fm_region *r, uint64_t page);
@@ -377,6 +383,8 @@ void ev_sync(struct fm_client *c);
 void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count);
 void event_replay(struct fm_client *c, const struct uffd_msg *msg);
 void wake(struct fm_client *c, uint64_t addr);
+bool page_inflight(struct fm_client *c, struct fm_region *r, uint64_t p);
+bool region_random(const struct fm_region *r);
 
 /* placement.c */
 void placement_note(struct fm_client *c, pid_t tid, bool streamed);

@@ -103,6 +103,16 @@ int region_queue_push(struct fm_region *r, uint64_t page)
 	return 0;
 }
 
+/* Page `page` (state *s) became resident: to the back of the eviction FIFO.
+ * One still queued from before goes to the back when that entry comes up. */
+void region_enqueue(struct fm_region *r, uint64_t page, uint8_t *s)
+{
+	if (*s & PS_QUEUED)
+		*s |= PS_REQUEUE;
+	else if (region_queue_push(r, page) == 0)
+		*s |= PS_QUEUED;
+}
+
 int region_grow(struct fm_region *r, uint64_t new_len)
 {
 	uint64_t npages = new_len / PAGE;
