@@ -1,7 +1,8 @@
 # Placement: while one program thread faults at random, its handler thread
 # runs on that thread's CPU as SCHED_IDLE (seen in /proc while it runs) and
 # goes back to the scheduler for streams; a sequential program is never
-# placed; --no-placement never places. The data is right every time.
+# placed; --no-placement never places. Eviction by address: random passes
+# evict mostly by address, sequential ones never. The data is right every time.
 . "$(dirname "$0")/lib.sh"
 [ "$(nproc)" -ge 2 ] || skip "one CPU: nothing to place"
 
@@ -21,22 +22,25 @@ run_touch() {
 				[ "$pol" = IDL ] && [ "$cpu" = "$psr" ] && with_cpu=$((with_cpu + 1))
 			done < <(ps -L -o tid=,policy=,psr=,comm= -p "$FM_MON_PID" | awk -v n="fm-pid$prog" '$4 == n {print $1, $2, $3}')
 		fi
-		sleep 0.02
+		sleep 0.01
 	done
 	wait $run || fail "touch $2 ($1): $(tail -3 "$T/out")"
 	grep -q "kind=verify .*result=ok" "$T/out" || fail "touch $2 ($1): $(tail -3 "$T/out")"
-	moves=$(stat_of placement_moves)
+	moves=$(stat_of placement_moves) swept=$(stat_of evictions_by_address) evictions=$(stat_of evictions)
 	stop_monitor
 }
 
-run_touch "" init,rand,rand,rand
-note "random passes: $moves moves, $with_cpu samples of the handler on the program's CPU"
+run_touch "" init,rand,rand,rand,rand
+note "random passes: $moves moves, $with_cpu samples of the handler on the program's CPU; $swept of $evictions evictions by address"
+# random faults: victims by address (evict.c), and every page still checks out
+[ "$swept" -gt $((evictions / 3)) ] || fail "random passes: only $swept of $evictions evictions by address"
 [ "$moves" -ge 2 ] || fail "random faults moved the handler $moves times (onto the CPU, then off for the verify stream)"
 [ "$with_cpu" -ge 1 ] || fail "the handler was never seen SCHED_IDLE on the program's CPU"
 
 run_touch "" init,seq,seq
-note "sequential passes: $moves moves"
+note "sequential passes: $moves moves, $swept of $evictions evictions by address"
 [ "$moves" -eq 0 ] || fail "a sequential program's handler was moved $moves times"
+[ "$swept" -eq 0 ] || fail "sequential passes evicted $swept pages by address (first-in first-out expected)"
 
 run_touch --no-placement init,rand
 note "--no-placement: $moves moves, $with_cpu samples"

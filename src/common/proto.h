@@ -219,7 +219,7 @@ struct fm_set_tag_limit {
 	X(evictions) X(pages_prefetched) X(pages_written) X(pages_clean_skipped) X(pages_zero_skipped) X(bytes_in) X(bytes_out) \
 	X(store_errors) X(resident_pages) X(stored_pages) X(peak_resident_pages) X(regions) X(clients) \
 	X(faults_concurrent) X(prefetch_hits) X(prefetch_skipped) \
-	X(shared_evictions) X(shared_faults_store) X(placement_moves)
+	X(shared_evictions) X(shared_faults_store) X(placement_moves) X(evictions_by_address)
 
 /* Counters, kept per client and summed per tag. Latencies in nanoseconds. */
 #define FM_LAT_BUCKETS 256
@@ -246,6 +246,7 @@ struct fm_stats {
 	uint64_t shared_evictions;    /* of those evictions, pages of shared regions */
 	uint64_t shared_faults_store; /* of the store faults, pages of shared regions */
 	uint64_t placement_moves;  /* fault thread moved onto or off the faulting CPU (placement.c) */
+	uint64_t evictions_by_address; /* of the evictions, victims of a sweep (random regions, evict.c) */
 	uint64_t lat[FM_LAT_BUCKETS]; /* log2-linear histogram, see fm_lat_bucket() */
 };
 

@@ -348,6 +348,8 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 
 	r->resident -= evicted;
 	cst->evictions += evicted;
+	if (swept)
+		cst->evictions_by_address += evicted;
 	if (r->shared)
 		cst->shared_evictions += evicted;
 	account_resident(c, -(int64_t)evicted);
