@@ -42,6 +42,7 @@ note "sequential passes: $moves moves, $swept of $evictions evictions by address
 [ "$moves" -eq 0 ] || fail "a sequential program's handler was moved $moves times"
 [ "$swept" -eq 0 ] || fail "sequential passes evicted $swept pages by address (first-in first-out expected)"
 
-run_touch --no-placement init,rand
-note "--no-placement: $moves moves, $with_cpu samples"
+run_touch "--no-placement --no-evict-sweep" init,rand
+note "--no-placement --no-evict-sweep: $moves moves, $with_cpu samples, $swept evictions by address"
 [ "$moves" -eq 0 ] && [ "$with_cpu" -eq 0 ] || fail "--no-placement placed the handler ($moves moves)"
+[ "$swept" -eq 0 ] || fail "--no-evict-sweep evicted $swept pages by address"

@@ -208,7 +208,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 	/* A victim taken by address keeps its (now stale) entry in the FIFO and
 	 * its QUEUED mark: the FIFO skips pages not resident, and one that comes
 	 * back goes to the back when that entry comes up (PS_REQUEUE). */
-	bool swept = !r->shared && region_random(r) && (n = sweep_victims(r, v, max)) > 0;
+	bool swept = D.opt.evict_sweep && !r->shared && region_random(r) && (n = sweep_victims(r, v, max)) > 0;
 	for (uint64_t left = r->qlen; !swept && n < max && left; left--) {
 		uint64_t p = r->queue[r->qhead];
 		r->qhead = (r->qhead + 1) % r->qcap;

@@ -276,6 +276,7 @@ struct fm_options {
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
 	bool placement;        /* fault threads follow a randomly faulting thread's CPU (placement.c) */
+	bool evict_sweep;      /* random regions evict by address (evict.c) */
 	unsigned fault_threads; /* handler threads per client reading its uffd (1..FT_MAX) */
 	const char *state_dir; /* per-region state files, for re-attaching after a restart */
 };
