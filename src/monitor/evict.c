@@ -16,9 +16,10 @@
  * and protecting it only marks its empty entry): scattered victims cost a
  * protect, a punch and an unprotect each (~4 us), a run of 64 about as much
  * as two. So in a region whose faults look random (the last 16 continued no
- * stream or stride), where no resident page is likelier to be used than another, victims
- * are taken by address, sweeping the region, instead of first-in first-out:
- * the resident pages of a stretch go out in a few runs. */
+ * stream or stride), where no resident page is likelier to be used than
+ * another, victims are taken by address, sweeping the region, instead of
+ * first-in first-out: the resident pages of a stretch go out in a few runs
+ * (--no-evict-sweep turns it off). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
