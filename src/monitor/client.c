@@ -588,6 +588,7 @@ static void client_free(struct fm_client *c)
 	for (struct fm_client **pp = &D.clients; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
+			atomic_fetch_sub(&D.nclients, 1);
 			break;
 		}
 	c->linked = false;
@@ -815,6 +816,7 @@ int client_start(int sock, const struct fm_msg_hdr *h, const struct fm_hello *he
 	c->next = D.clients;
 	D.clients = c;
 	c->linked = true;
+	atomic_fetch_add(&D.nclients, 1);
 	pthread_mutex_unlock(&D.lock);
 
 	pthread_attr_t attr;

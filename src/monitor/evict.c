@@ -75,7 +75,8 @@ static bool holes_between(struct fm_client *c, struct fm_region *r, uint64_t a, 
 /* The last index of the run starting at v[i]: victims one call may cover. */
 static unsigned run_end(struct fm_client *c, struct fm_region *r, const uint64_t *v, unsigned i, unsigned n)
 {
-	while (i + 1 < n && (v[i + 1] == v[i] + 1 || (!r->shared && holes_between(c, r, v[i], v[i + 1]))))
+	while (i + 1 < n && (v[i + 1] == v[i] + 1 ||
+			     (D.opt.evict_sweep && !r->shared && holes_between(c, r, v[i], v[i + 1]))))
 		i++;
 	return i;
 }
@@ -210,7 +211,8 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 	 * its QUEUED mark: the FIFO skips pages not resident, and one that comes
 	 * back goes to the back when that entry comes up (PS_REQUEUE). */
 	bool swept = D.opt.evict_sweep && !r->shared && region_random(r) && (n = sweep_victims(r, v, max)) > 0;
-	for (uint64_t left = r->qlen; !swept && n < max && left; left--) {
+	/* twice the queue at most: a page sent to the back comes up again */
+	for (uint64_t left = 2 * r->qlen; !swept && n < max && left && r->qlen; left--) {
 		uint64_t p = r->queue[r->qhead];
 		r->qhead = (r->qhead + 1) % r->qcap;
 		r->qlen--;
@@ -235,9 +237,22 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 	bool keep[FM_BATCH_MAX] = { 0 };
 	for (unsigned i = 0; i < n; i++) {
 		unsigned j = run_end(c, r, v, i, n);
-		if (!protect(r, v[i], v[j] - v[i] + 1, UFFDIO_WRITEPROTECT_MODE_WP))
-			for (unsigned k = i; k <= j; k++)
-				keep[k] = true;
+		if (!protect(r, v[i], v[j] - v[i] + 1, UFFDIO_WRITEPROTECT_MODE_WP)) {
+			/* a pending event touched the span: try its contiguous
+			 * pieces alone, so that only those it touched stay */
+			for (unsigned k = i; k <= j; k++) {
+				unsigned e = k;
+				while (e < j && v[e + 1] == v[e] + 1)
+					e++;
+				if (j > i && v[j] - v[i] != j - i && protect(r, v[k], e - k + 1, UFFDIO_WRITEPROTECT_MODE_WP)) {
+					k = e;
+					continue;
+				}
+				for (; k <= e; k++)
+					keep[k] = true;
+				k = e;
+			}
+		}
 		i = j;
 	}
 

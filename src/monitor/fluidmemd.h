@@ -285,6 +285,7 @@ struct fm_daemon {
 	struct fm_options opt;
 	pthread_mutex_t lock;
 	struct fm_client *clients;
+	atomic_uint nclients;   /* linked into clients (placement.c reads it without the lock) */
 	struct fm_tag *tags;
 	struct fm_tenant *tenants;
 	struct fm_pending *pending;

@@ -107,9 +107,10 @@ int region_queue_push(struct fm_region *r, uint64_t page)
  * One still queued from before goes to the back when that entry comes up. */
 void region_enqueue(struct fm_region *r, uint64_t page, uint8_t *s)
 {
-	if (*s & PS_QUEUED)
-		*s |= PS_REQUEUE;
-	else if (region_queue_push(r, page) == 0)
+	if (*s & PS_QUEUED) {
+		if (D.opt.evict_sweep) /* only a sweep leaves entries this early */
+			*s |= PS_REQUEUE;
+	} else if (region_queue_push(r, page) == 0)
 		*s |= PS_QUEUED;
 }
 
