@@ -20,10 +20,10 @@
  * program's CPU for streams was tried: no difference in 4 interleaved runs.)
  *
  * Only while the monitor serves one process, and that process has one
- * thread (besides libfluidmem's watcher): otherwise a SCHED_IDLE handler holding its client's lock was
- * preempted by other work, and eviction went over the budget meanwhile
- * (t-limits-small-budget's soak: peaks of up to 145 pages at a 16-page
- * budget, against 80 every time without placement).
+ * thread (besides libfluidmem's watcher): otherwise a SCHED_IDLE handler
+ * holding its client's lock was preempted by other work, and eviction went
+ * over the budget meanwhile (t-limits-small-budget's soak: peaks of up to 145
+ * pages at a 16-page budget, against 80 every time without placement).
  *
  * The program thread's CPU is field 39 of /proc/PID/task/TID/stat, read once
  * per PLACE_WINDOW faults, so a thread the scheduler moves is followed. A
@@ -31,8 +31,9 @@
  * to run for a quarter of a window (its schedstat: something else wants that
  * CPU, and then the handler hardly gets it) both are left FREE for a while.
  * (The handler's own wait says nothing: it is preempted by the program it
- * wakes, and waits, runnable, until the next fault.) Leaving SCHED_IDLE needs CAP_SYS_NICE, so unprivileged monitors (say,
- * the private one of `fluidmem run` for a user) do not place at all. */
+ * wakes, and waits, runnable, until the next fault.) Leaving SCHED_IDLE
+ * needs CAP_SYS_NICE, so unprivileged monitors (say, the private one of
+ * `fluidmem run` for a user) do not place at all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
