@@ -7,9 +7,9 @@
 # For each configuration (the table just below) and store, a fresh fluidmemd runs
 # with those flags and build/bench/touch runs under `fluidmem run` over a region 4x
 # the budget: the init pass takes the zero-page path, the read (read-only), seq
-# and rand (read-modify-write) passes fault pages back from the store. Latency is measured client-side (touch's accesses over
-# 1 us). A configuration whose flags fluidmemd does not know yet (see its --help) is
-# skipped with that reason.
+# and rand (read-modify-write) passes fault pages back from the store. Latency
+# is measured client-side (touch's accesses over 1 us). A configuration whose
+# flags fluidmemd does not know yet (see its --help) is skipped with that reason.
 #
 # Output: an aligned table on stdout; OUT/table1.csv (one row per configuration,
 # store and pass; the floor rows have store "none"), OUT/table1-runs.csv (every run),

@@ -226,18 +226,13 @@ struct opts {
 static int run_case(const struct opts *o, enum resolve res, enum pin pin, enum pattern pat)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (pin == PIN_CROSS && ncpu < 2) {
+	if ((pin == PIN_CROSS || pin == PIN_POLL) && ncpu < 2) {
 		printf("bench=uffd-floor resolve=%s pin=%s pattern=%s skipped=one-cpu\n",
 		       resolve_name[res], pin_name[pin], pattern_name[pat]);
 		return 0;
 	}
 	int cpu_a = pin == PIN_NONE ? -1 : 0;
 	int cpu_b = pin == PIN_NONE ? -1 : pin == PIN_SAME ? 0 : 1;
-	if (pin == PIN_POLL && ncpu < 2) {
-		printf("bench=uffd-floor resolve=%s pin=%s pattern=%s skipped=one-cpu\n",
-		       resolve_name[res], pin_name[pin], pattern_name[pat]);
-		return 0;
-	}
 	size_t len = o->pages * PAGE;
 
 	int sv[2];

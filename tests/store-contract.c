@@ -65,34 +65,62 @@ static void put(uint64_t region, size_t first, size_t n, size_t batch, uint64_t 
 	free(buf);
 }
 
+/* ios[0, m): pages at..at+m of region into buf, poisoned first, so that a
+ * read that leaves a page alone is seen. */
+static void read_ios(struct fm_store_io *ios, unsigned char *buf, uint64_t region, size_t at, size_t m,
+		     uint64_t version)
+{
+	for (size_t i = 0; i < m; i++) {
+		ios[i] = (struct fm_store_io){ .key = key_of(region, at + i), .page = buf + i * FM_PAGE_SIZE,
+					       .version = version, .status = -1 };
+		memset(ios[i].page, 0x5A, FM_PAGE_SIZE);
+	}
+}
+
+/* The results of a read of pages at..at+m: expect(page) gives the wanted
+ * status (NULL: OK), gen the content. */
+static void check_read(const struct fm_store_io *ios, uint64_t region, size_t at, size_t m, uint64_t gen,
+		       int (*expect)(size_t page))
+{
+	unsigned char want[FM_PAGE_SIZE];
+	for (size_t i = 0; i < m; i++) {
+		int want_st = expect ? expect(at + i) : FM_STORE_OK;
+		CHECK(ios[i].status == want_st, "read region %llu page %zu: got %s, expected %s",
+		      (unsigned long long)region, at + i, fm_store_strstatus(ios[i].status),
+		      fm_store_strstatus(want_st));
+		if (ios[i].status != FM_STORE_OK)
+			continue;
+		fill(&ios[i].key, gen, want);
+		CHECK(memcmp(want, ios[i].page, FM_PAGE_SIZE) == 0, "read page %zu: wrong bytes", at + i);
+	}
+}
+
 /* Read pages back; expect(page) gives the wanted status, gen the content. */
 static void get(uint64_t region, size_t first, size_t n, size_t batch, uint64_t gen, uint64_t version,
 		int (*expect)(size_t page))
 {
 	struct fm_store_io *ios = calloc(batch, sizeof(*ios));
-	unsigned char *buf = malloc(batch * FM_PAGE_SIZE), want[FM_PAGE_SIZE];
+	unsigned char *buf = malloc(batch * FM_PAGE_SIZE);
 	for (size_t at = first; at < first + n; at += batch) {
 		size_t m = first + n - at < batch ? first + n - at : batch;
-		for (size_t i = 0; i < m; i++) {
-			ios[i] = (struct fm_store_io){ .key = key_of(region, at + i),
-						       .page = buf + i * FM_PAGE_SIZE, .version = version,
-						       .status = -1 };
-			memset(ios[i].page, 0x5A, FM_PAGE_SIZE);
-		}
+		read_ios(ios, buf, region, at, m, version);
 		CHECK(fm_store_read(S, ios, m) == 0, "read call of %zu pages failed", m);
-		for (size_t i = 0; i < m; i++) {
-			int want_st = expect ? expect(at + i) : FM_STORE_OK;
-			CHECK(ios[i].status == want_st, "read region %llu page %zu: got %s, expected %s",
-			      (unsigned long long)region, at + i, fm_store_strstatus(ios[i].status),
-			      fm_store_strstatus(want_st));
-			if (ios[i].status != FM_STORE_OK)
-				continue;
-			fill(&ios[i].key, gen, want);
-			CHECK(memcmp(want, ios[i].page, FM_PAGE_SIZE) == 0, "read page %zu: wrong bytes", at + i);
-		}
+		check_read(ios, region, at, m, gen, expect);
 	}
 	free(ios);
 	free(buf);
+}
+
+/* Start a pipelined read of the next batch (at most `batch` pages from
+ * *next, before end) into ios/buf; its first page and size into *at, *m. */
+static void start_batch(struct fm_store_io *ios, unsigned char *buf, uint64_t region, size_t *next, size_t end,
+			size_t batch, size_t *at, size_t *m)
+{
+	*at = *next;
+	*m = end - *next < batch ? end - *next : batch;
+	read_ios(ios, buf, region, *at, *m, 0);
+	CHECK(fm_store_read_start(S, ios, *m) == 0, "read_start of %zu pages failed", *m);
+	*next += *m;
 }
 
 /* Pipelined reads (fm_store_read_start/finish, as prefetch uses them): each
@@ -102,43 +130,24 @@ static void get(uint64_t region, size_t first, size_t n, size_t batch, uint64_t 
 static void get_pipelined(uint64_t region, size_t first, size_t n, size_t batch, uint64_t gen, int interrupt)
 {
 	struct fm_store_io *ios[2] = { calloc(batch, sizeof(struct fm_store_io)), calloc(batch, sizeof(struct fm_store_io)) };
-	unsigned char *buf[2] = { malloc(batch * FM_PAGE_SIZE), malloc(batch * FM_PAGE_SIZE) }, want[FM_PAGE_SIZE];
-	size_t m[2], at[2], next = first;
+	unsigned char *buf[2] = { malloc(batch * FM_PAGE_SIZE), malloc(batch * FM_PAGE_SIZE) };
+	size_t m[2], at[2], next = first, end = first + n;
 	int cur = 0, k = 0;
-	/* start batch b at `next` */
-#define START(b) do { \
-		at[b] = next; \
-		m[b] = first + n - next < batch ? first + n - next : batch; \
-		for (size_t i = 0; i < m[b]; i++) { \
-			ios[b][i] = (struct fm_store_io){ .key = key_of(region, next + i), \
-							  .page = buf[b] + i * FM_PAGE_SIZE, .status = -1 }; \
-			memset(ios[b][i].page, 0x5A, FM_PAGE_SIZE); \
-		} \
-		CHECK(fm_store_read_start(S, ios[b], m[b]) == 0, "read_start of %zu pages failed", m[b]); \
-		next += m[b]; \
-	} while (0)
-	START(cur);
-	while (1) {
+	start_batch(ios[cur], buf[cur], region, &next, end, batch, &at[cur], &m[cur]);
+	for (;;) {
 		if (interrupt && k++ % 2) {
 			struct fm_page_key other = key_of(region + 100, 0);
 			CHECK(fm_store_remove(S, &other, 1) == 0, "remove between start and finish failed");
 		}
 		CHECK(fm_store_read_finish(S, ios[cur], m[cur]) == 0, "read_finish of %zu pages failed", m[cur]);
-		bool more = next < first + n;
-		if (more)
-			START(cur ^ 1); /* answered while this batch is checked */
-		for (size_t i = 0; i < m[cur]; i++) {
-			CHECK(ios[cur][i].status == FM_STORE_OK, "pipelined read page %zu: %s", at[cur] + i,
-			      fm_store_strstatus(ios[cur][i].status));
-			fill(&ios[cur][i].key, gen, want);
-			CHECK(ios[cur][i].status != FM_STORE_OK || memcmp(want, ios[cur][i].page, FM_PAGE_SIZE) == 0,
-			      "pipelined read page %zu: wrong bytes", at[cur] + i);
-		}
+		bool more = next < end;
+		if (more) /* answered while this batch is checked */
+			start_batch(ios[cur ^ 1], buf[cur ^ 1], region, &next, end, batch, &at[cur ^ 1], &m[cur ^ 1]);
+		check_read(ios[cur], region, at[cur], m[cur], gen, NULL);
 		if (!more)
 			break;
 		cur ^= 1;
 	}
-#undef START
 	for (int b = 0; b < 2; b++) {
 		free(ios[b]);
 		free(buf[b]);

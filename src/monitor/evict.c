@@ -19,7 +19,7 @@
  * stream or stride), where no resident page is likelier to be used than
  * another, victims are taken by address, sweeping the region, instead of
  * first-in first-out: the resident pages of a stretch go out in a few runs
- * (--no-evict-sweep turns it off). */
+ * (--evict-sweep; off by default, see ARCHITECTURE.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -237,20 +237,17 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 	bool keep[FM_BATCH_MAX] = { 0 };
 	for (unsigned i = 0; i < n; i++) {
 		unsigned j = run_end(c, r, v, i, n);
+		bool holes = v[j] - v[i] != j - i;
 		if (!protect(r, v[i], v[j] - v[i] + 1, UFFDIO_WRITEPROTECT_MODE_WP)) {
-			/* a pending event touched the span: try its contiguous
-			 * pieces alone, so that only those it touched stay */
-			for (unsigned k = i; k <= j; k++) {
-				unsigned e = k;
-				while (e < j && v[e + 1] == v[e] + 1)
-					e++;
-				if (j > i && v[j] - v[i] != j - i && protect(r, v[k], e - k + 1, UFFDIO_WRITEPROTECT_MODE_WP)) {
-					k = e;
-					continue;
-				}
-				for (; k <= e; k++)
-					keep[k] = true;
-				k = e;
+			/* a pending event touched the span: a span over holes
+			 * tries its contiguous pieces alone, so that only those
+			 * the event touched stay */
+			for (unsigned k = i, e; k <= j; k = e + 1) {
+				for (e = k; e < j && v[e + 1] == v[e] + 1; e++)
+					;
+				bool done = holes && protect(r, v[k], e - k + 1, UFFDIO_WRITEPROTECT_MODE_WP);
+				for (unsigned x = k; x <= e; x++)
+					keep[x] = !done;
 			}
 		}
 		i = j;

@@ -507,7 +507,6 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 	}
 }
 
-/* Does a fault on page p continue r's stream, with prefetch on for r? */
 /* The region's faults look random: the last RANDOM_AFTER of them continued
  * no stream and no stride. */
 #define RANDOM_AFTER 16
@@ -516,6 +515,7 @@ bool region_random(const struct fm_region *r)
 	return r->scattered >= RANDOM_AFTER;
 }
 
+/* Does a fault on page p continue r's stream, with prefetch on for r? */
 static bool pf_streaming(const struct fm_region *r, uint64_t p)
 {
 	return D.opt.prefetch_max && !r->shared && r->pf_win &&
@@ -532,6 +532,15 @@ static unsigned pf_step_len(unsigned n, unsigned off, bool lead, bool pipe)
 	if (off == 0 && n > first)
 		return first;
 	return pipe && n - off > PF_STEP ? PF_STEP : n - off;
+}
+
+/* The worker's buffers for prefetch step `step`: all of them, or with
+ * pipelined reads (two steps' reads at once) the two halves in turn. */
+static struct fm_store_io *pf_step_buf(struct fm_worker *w, unsigned step, bool pipe, char **pages)
+{
+	size_t base = pipe ? (step % 2) * (FM_BATCH_MAX / 2) : 0;
+	*pages = w->pages + base * PAGE;
+	return w->ios + base;
 }
 
 /* The store reads of the step [off, off + k) of a window: its stored pages,
@@ -651,8 +660,8 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	bool stop = false, led = false, started = false;
 	while (off < n && !stop) {
 		unsigned k = pf_step_len(n, off, lead, pipe), nio;
-		struct fm_store_io *ios = w->ios + (pipe ? (step % 2) * (FM_BATCH_MAX / 2) : 0);
-		char *pages = w->pages + (size_t)(ios - w->ios) * PAGE;
+		char *pages, *npages;
+		struct fm_store_io *ios = pf_step_buf(w, step, pipe, &pages);
 		if (started) {
 			nio = next_nio;
 			started = false;
@@ -664,9 +673,9 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 				break;
 		}
 		if (pipe && off + k < n) {
-			struct fm_store_io *nios = w->ios + ((step + 1) % 2) * (FM_BATCH_MAX / 2);
+			struct fm_store_io *nios = pf_step_buf(w, step + 1, pipe, &npages);
 			unsigned nk = pf_step_len(n, off + k, lead, pipe);
-			next_nio = pf_step_ios(r, q, kind, off + k, nk, nios, w->pages + (size_t)(nios - w->ios) * PAGE);
+			next_nio = pf_step_ios(r, q, kind, off + k, nk, nios, npages);
 			started = next_nio == 0 || fm_store_read_start(w->store, nios, next_nio) == 0;
 		}
 		step++;
@@ -751,8 +760,8 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 		off += k;
 	}
 	if (started && next_nio) { /* stopped early: collect the answers, unused */
-		struct fm_store_io *nios = w->ios + (step % 2) * (FM_BATCH_MAX / 2);
-		fm_store_read_finish(w->store, nios, next_nio);
+		char *unused;
+		fm_store_read_finish(w->store, pf_step_buf(w, step, pipe, &unused), next_nio);
 	}
 	make_room(c, 0);
 	done -= led;

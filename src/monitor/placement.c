@@ -46,7 +46,7 @@
 #include "fluidmemd.h"
 
 #define PLACE_WINDOW 32 /* faults between decisions */
-#define PLACE_CALM 8    /* windows left FREE after the handler had to wait */
+#define PLACE_CALM 8    /* windows left FREE after the program thread had to wait */
 
 enum place { FREE, WITH };
 
@@ -78,8 +78,8 @@ static int read_proc(int fd, char *buf, size_t size)
 
 /* The CPU thread tid of process pid last ran on, -1 if unknown or if the
  * process has other threads than it and libfluidmem's watcher (they would
- * compete with a SCHED_IDLE handler on that CPU), and how long it has waited on a run queue (ns, schedstat's second
- * field). */
+ * compete with a SCHED_IDLE handler on that CPU), and how long it has waited
+ * on a run queue (ns, schedstat's second field). */
 static int cpu_of(pid_t pid, pid_t tid, uint64_t *delay)
 {
 	char buf[1024];

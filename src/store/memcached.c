@@ -552,18 +552,33 @@ static int read_rest(struct mc_store *s, struct fm_store_io *ios, size_t n, int 
 	return 0;
 }
 
-static int mc_read_finish(struct fm_store *base, struct fm_store_io *ios, size_t n);
-
-static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
+/* A read started and not finished yet: its answers come first on the wire,
+ * so any other call finishes it first. */
+static int finish_started(struct mc_store *s)
 {
-	struct mc_store *s = (struct mc_store *)base;
-	if (s->started)
-		mc_read_finish(base, s->started_ios, s->started); /* a start nobody finished */
+	size_t n = s->started;
+	if (!n)
+		return 0;
+	s->started = 0;
+	return read_rest(s, s->started_ios, n, 1);
+}
+
+/* The scratch and per-key state of a read of ios[0, n). */
+static int read_prepare(struct mc_store *s, struct fm_store_io *ios, size_t n)
+{
+	finish_started(s);
 	if (reserve(s, n, 0))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		prepare(s, &ios[i].key, i);
-	return read_rest(s, ios, n, 0);
+	return 0;
+}
+
+static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
+{
+	struct mc_store *s = (struct mc_store *)base;
+	int rc = read_prepare(s, ios, n);
+	return rc ? rc : read_rest(s, ios, n, 0);
 }
 
 /* Pipelining (store.h): the first round's multi-gets go out now, when each
@@ -572,12 +587,9 @@ static int mc_read(struct fm_store *base, struct fm_store_io *ios, size_t n)
 static int mc_read_start(struct fm_store *base, struct fm_store_io *ios, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
-	if (s->started)
-		mc_read_finish(base, s->started_ios, s->started);
-	if (reserve(s, n, 0))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		prepare(s, &ios[i].key, i);
+	int rc = read_prepare(s, ios, n);
+	if (rc)
+		return rc;
 	if (!round_groups(s, ios, n))
 		return 0;
 	for (unsigned x = 0; x < s->nsrv; x++)
@@ -592,11 +604,9 @@ static int mc_read_start(struct fm_store *base, struct fm_store_io *ios, size_t 
 static int mc_read_finish(struct fm_store *base, struct fm_store_io *ios, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
-	int started = s->started == n && s->started_ios == ios;
-	if (!started)
+	if (s->started != n || s->started_ios != ios)
 		return mc_read(base, ios, n); /* nothing sent: the whole read now */
-	s->started = 0;
-	return read_rest(s, ios, n, 1);
+	return finish_started(s);
 }
 
 /* ---- write and remove ---- */
@@ -659,8 +669,7 @@ static void write_all(struct mc_store *s, int del)
 static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
-	if (s->started) /* the answers of a started read come first on the wire */
-		mc_read_finish(base, s->started_ios, s->started);
+	finish_started(s);
 	if (reserve(s, n, 1))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -713,8 +722,7 @@ static int mc_write(struct fm_store *base, struct fm_store_io *ios, size_t n)
 static int mc_remove(struct fm_store *base, const struct fm_page_key *keys, size_t n)
 {
 	struct mc_store *s = (struct mc_store *)base;
-	if (s->started)
-		mc_read_finish(base, s->started_ios, s->started);
+	finish_started(s);
 	if (reserve(s, n, 0))
 		return -ENOMEM;
 	groups_clear(s);
