@@ -29,15 +29,15 @@ set -u
 # complete). Edit freely; `default` is whatever fluidmemd does with no flags, and
 # default-no-encrypt shows what sealing pages for remote stores costs.
 CONFIGS='
-baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement
-+zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement
-+batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0 --no-placement
-+prefetch         --prefetch 64 --evict-batch 64 --poll-us 0 --no-placement
-+poll             --prefetch 64 --evict-batch 64 --poll-us 50 --no-placement
-+placement        --prefetch 64 --evict-batch 64 --poll-us 50
-+evict-sweep      --prefetch 64 --evict-batch 64 --poll-us 50 --evict-sweep
-+async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --no-placement
-+affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0
+baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep
++zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep
++batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep
++prefetch         --prefetch 64 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep
++poll             --prefetch 64 --evict-batch 64 --poll-us 50 --no-placement --no-evict-sweep
++placement        --prefetch 64 --evict-batch 64 --poll-us 50 --no-evict-sweep
++evict-sweep      --prefetch 64 --evict-batch 64 --poll-us 50
++async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --no-placement --no-evict-sweep
++affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0 --no-evict-sweep
 default
 default-no-encrypt  --no-encrypt
 prefetch-write    --prefetch-install write

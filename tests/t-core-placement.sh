@@ -1,9 +1,9 @@
 # Placement: while one program thread faults at random, its handler thread
 # runs on that thread's CPU as SCHED_IDLE (seen in /proc while it runs) and
 # goes back to the scheduler for streams; a sequential program is never
-# placed; --no-placement never places. Eviction by address (--evict-sweep):
+# placed; --no-placement never places. Eviction by address (the default):
 # random passes evict mostly by address, sequential ones never, and none
-# without the flag. The data is right every time.
+# with --no-evict-sweep. The data is right every time.
 . "$(dirname "$0")/lib.sh"
 [ "$(nproc)" -ge 2 ] || skip "one CPU: nothing to place"
 
@@ -31,19 +31,19 @@ run_touch() {
 	stop_monitor
 }
 
-run_touch --evict-sweep init,rand,rand,rand,rand
+run_touch "" init,rand,rand,rand,rand
 note "random passes: $moves moves, $with_cpu samples of the handler on the program's CPU; $swept of $evictions evictions by address"
 # random faults: victims by address (evict.c), and every page still checks out
 [ "$swept" -gt $((evictions / 3)) ] || fail "random passes: only $swept of $evictions evictions by address"
 [ "$moves" -ge 2 ] || fail "random faults moved the handler $moves times (onto the CPU, then off for the verify stream)"
 [ "$with_cpu" -ge 1 ] || fail "the handler was never seen SCHED_IDLE on the program's CPU"
 
-run_touch --evict-sweep init,seq,seq
+run_touch "" init,seq,seq
 note "sequential passes: $moves moves, $swept of $evictions evictions by address"
 [ "$moves" -eq 0 ] || fail "a sequential program's handler was moved $moves times"
 [ "$swept" -eq 0 ] || fail "sequential passes evicted $swept pages by address (first-in first-out expected)"
 
-run_touch --no-placement init,rand
-note "--no-placement (and no --evict-sweep): $moves moves, $with_cpu samples, $swept evictions by address"
+run_touch "--no-placement --no-evict-sweep" init,rand
+note "--no-placement --no-evict-sweep: $moves moves, $with_cpu samples, $swept evictions by address"
 [ "$moves" -eq 0 ] && [ "$with_cpu" -eq 0 ] || fail "--no-placement placed the handler ($moves moves)"
-[ "$swept" -eq 0 ] || fail "without --evict-sweep $swept pages were evicted by address"
+[ "$swept" -eq 0 ] || fail "with --no-evict-sweep $swept pages were evicted by address"

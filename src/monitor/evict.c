@@ -19,7 +19,7 @@
  * stream or stride), where no resident page is likelier to be used than
  * another, victims are taken by address, sweeping the region, instead of
  * first-in first-out: the resident pages of a stretch go out in a few runs
- * (--evict-sweep; off by default, see ARCHITECTURE.md). */
+ * (--no-evict-sweep turns it off). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

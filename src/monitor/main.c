@@ -76,8 +76,8 @@ static void usage(FILE *f)
 		"                           multi-threaded programs with a remote store\n"
 		"      --affinity F,E       pin client threads to CPU F and the evictor to CPU E\n"
 		"                           (-1: any; default -1,-1)\n"
-		"      --evict-sweep        regions whose faults look random evict by address,\n"
-		"                           in few calls (default: first-in first-out everywhere)\n"
+		"      --no-evict-sweep     evict first-in first-out everywhere (default: regions\n"
+		"                           whose faults look random evict by address)\n"
 		"      --no-placement       leave client threads where the scheduler puts them\n"
 		"                           (default: a thread serving random faults of one\n"
 		"                           program thread runs on that thread's CPU)\n"
@@ -395,7 +395,7 @@ int main(int argc, char **argv)
 		{ "clean-tracking", no_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
 		{ "no-placement", no_argument, NULL, 'N' },
-		{ "evict-sweep", no_argument, NULL, 'X' },
+		{ "no-evict-sweep", no_argument, NULL, 'X' },
 		{ "fault-threads", required_argument, NULL, 'T' },
 		{ "reserve", required_argument, NULL, 'R' },
 		{ "store-cap", required_argument, NULL, 'C' },
@@ -416,6 +416,7 @@ int main(int argc, char **argv)
 	D.opt.affinity_fault = D.opt.affinity_evict = -1;
 	D.opt.fault_threads = 1;
 	D.opt.placement = true;
+	D.opt.evict_sweep = true;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -509,7 +510,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'N': D.opt.placement = false; break;
-		case 'X': D.opt.evict_sweep = true; break;
+		case 'X': D.opt.evict_sweep = false; break;
 		case 'A':
 			if (tenant_allow(optarg) < 0) {
 				fprintf(stderr, "fluidmemd: --allow '%s': not a user, uid, @group or @gid\n", optarg);
