@@ -36,14 +36,17 @@ note "pairs: gate on: $pre_on prefetched, $hit_on hits, $skip_on windows skipped
 [ $((pre_on - hit_on)) -lt $((n / 8)) ] || fail "with the gate $((pre_on - hit_on)) prefetched pages went unused"
 start_monitor --local-memory 8M
 out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/bench/touch" --size 32M --passes init,read,seq,seq) || fail "touch seq: $out"
-pre=$(stat_of pages_prefetched) hit=$(stat_of prefetch_hits)
+pre=$(stat_of pages_prefetched) hit=$(stat_of prefetch_hits) fs=$(stat_of faults_store)
 stop_monitor
 rf=$(echo "$out" | grep "kind=read" | sed -n 's/.* minflt=\([0-9]*\).*/\1/p')
-note "sequential: $pre prefetched, $hit hits; the read-only re-read faulted $rf times over $n pages"
+note "sequential: $pre prefetched, $hit hits, $fs store faults; the read-only re-read took $rf page faults over $n pages"
 [ "$pre" -gt "$n" ] && [ $((hit * 10)) -ge $((pre * 9)) ] || fail "sequential passes: $hit hits of $pre prefetched pages"
-# without prefetch it faults once a page; with it 258-658 times here, and 1,134
-# once in a fresh-clone CI run (why that many: not traced)
-[ -n "$rf" ] && [ "$rf" -lt $((n / 4)) ] || fail "the sequential read-only re-read faulted $rf times over $n pages"
+# Three passes re-read the region (read, seq, seq): without prefetch each page
+# is a store fault, 3n; with it 524 here, quiet or under load. (The program's
+# own page-fault count is no measure: it took 258-658 in the read pass, and up
+# to 2,558 while another fluidmem workload ran beside it, most of them 1-2 us
+# minor faults the monitor never saw.)
+[ "$fs" -lt $((n / 4)) ] || fail "re-reading 3 times $n pages took $fs store faults"
 
 # A sequential read after a random pass (touch's verify): a quarter of the
 # region is resident, scattered; windows step over those pages and the stream
