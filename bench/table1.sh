@@ -8,7 +8,7 @@
 # with those flags and build/bench/touch runs under `fluidmem run` over a region 4x
 # the budget: the init pass takes the zero-page path, the read (read-only), seq
 # and rand (read-modify-write) passes fault pages back from the store. Latency
-# is measured client-side (touch's accesses over 1 us). A configuration whose
+# is measured client-side (touch's accesses over 1 us that took a page fault). A configuration whose
 # flags fluidmemd does not know yet (see its --help) is skipped with that reason.
 #
 # Output: an aligned table on stdout; OUT/table1.csv (one row per configuration,
