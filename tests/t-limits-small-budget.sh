@@ -5,8 +5,8 @@
 # incrementing under eviction, a multi-threaded soak client; a run's own
 # --local-memory below 64K too. A budget under 64K is refused with a message.
 # The resident peak: at most the budget plus one prefetch window (64 pages)
-# (a few pages more while the soak's mapping operations are pending), and
-# exactly the budget with --prefetch 0.
+# (a few pages more while the soak's mapping operations are pending, the soak
+# running beside two busy loops), and exactly the budget with --prefetch 0.
 . "$(dirname "$0")/lib.sh"
 out=$("$FLUIDMEMD" --socket "$T/x.sock" --local-memory 4K 2>&1) && fail "fluidmemd accepted --local-memory 4K"
 echo "$out" | grep -q "at least 64K" || fail "no clear message for a 4K budget: $out"
@@ -26,7 +26,12 @@ peak_of() { "$FLUIDMEM" status --json | python3 -c "import json,sys; print(json.
 peak=$(peak_of)
 # Prefetch installs its window (64 pages by default) on top of the budget.
 [ "$peak" -le $((65536 + 64 * 4096)) ] || fail "peak resident $peak bytes: more than the budget plus one prefetch window"
+# Under CPU load (two busy loops) the mapping events stay pending longer: an
+# eviction that found nothing to take in the largest region went over the
+# budget then (peaks of 87-145 pages in 6 of ~35 loaded runs).
+for i in 1 2; do timeout 60 sh -c 'while :; do :; done' & FM_PIDS+=($!); done
 out=$(fmrun 64K "$T/s.json" "$FM_BUILD/tests/soak" 12 3 4 11 2>&1) || fail "soak at 64K: $out"
+kill "${FM_PIDS[@]: -2}" 2>/dev/null
 note "$out"
 st=$("$FLUIDMEM" status --json)
 note "monitor: $(echo "$st" | python3 -c "import json,sys; d=json.load(sys.stdin); t=d['totals']; print('evictions', t['evictions'], 'faults_store', t['faults_store'], 'peak_resident_bytes', d['peak_resident_bytes'], 'budget', d['budget_bytes'])")"
@@ -34,9 +39,11 @@ note "monitor: $(echo "$st" | python3 -c "import json,sys; d=json.load(sys.stdin
 peak=$(echo "$st" | python3 -c "import json,sys; print(json.load(sys.stdin)['peak_resident_bytes'])")
 # The soak moves and unmaps regions: a page that eviction cannot write-protect
 # while a mapping event is pending stays resident until a later eviction (a
-# write to it would otherwise be lost), so the peak may pass the bound above
-# by a few pages (seen: up to 7).
-[ "$peak" -le $((65536 + (64 + 16) * 4096)) ] || fail "peak resident $peak bytes in the soak: more than the budget, one prefetch window and 16 pages"
+# write to it would otherwise be lost), and eviction then takes from the
+# client's other regions; the peak may pass the bound above by a few pages.
+# (Since other regions are tried: 80 pages in 40 of 40 runs, loaded or not;
+# before, up to 145 under load.)
+[ "$peak" -le $((65536 + (64 + 8) * 4096)) ] || fail "peak resident $peak bytes in the soak: more than the budget, one prefetch window and 8 pages"
 stop_monitor
 # Without prefetch the budget holds to the page.
 start_monitor --local-memory 64K --evict-batch 256 --prefetch 0
