@@ -66,7 +66,7 @@ static bool holes_between(struct fm_client *c, struct fm_region *r, uint64_t a, 
 		return false;
 	for (uint64_t p = a + 1; p < b; p++) {
 		int k = *page_state(r, p, false) & PS_STATE;
-		if ((k != PS_EMPTY && k != PS_STORED) || page_inflight(c, r, p))
+		if ((k != PS_EMPTY && k != PS_STORED) || inflight_has(c, r, p))
 			return false;
 	}
 	return true;

@@ -74,17 +74,13 @@ void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, u
 			c->inflight[i].cancelled = true;
 }
 
-static bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p)
+/* Another handler thread is fetching page p of r. Client lock held. */
+bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p)
 {
 	for (unsigned i = 0; c->ninflight && i < FT_MAX; i++)
 		if (c->inflight[i].r == r && c->inflight[i].page == p)
 			return true;
 	return false;
-}
-
-bool page_inflight(struct fm_client *c, struct fm_region *r, uint64_t p)
-{
-	return inflight_has(c, r, p);
 }
 
 static void record_latency(struct fm_client *c, uint64_t t0)

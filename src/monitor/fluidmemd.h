@@ -385,7 +385,7 @@ void ev_sync(struct fm_client *c);
 void inflight_cancel(struct fm_client *c, struct fm_region *r, uint64_t first, uint64_t count);
 void event_replay(struct fm_client *c, const struct uffd_msg *msg);
 void wake(struct fm_client *c, uint64_t addr);
-bool page_inflight(struct fm_client *c, struct fm_region *r, uint64_t p);
+bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p);
 bool region_random(const struct fm_region *r);
 
 /* placement.c */
