@@ -26,18 +26,20 @@
 set -u
 
 # Configurations, cumulative as in the paper: name, then fluidmemd flags (each row
-# complete). Edit freely; `default` is whatever fluidmemd does with no flags, and
+# complete). Edit freely; `default` is whatever fluidmemd does with no flags (the
+# rows before it add up to it; async-evict and affinity are the paper's, off), and
 # default-no-encrypt shows what sealing pages for remote stores costs.
 CONFIGS='
-baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep
-+zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep
-+batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep
-+prefetch         --prefetch 64 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep
-+poll             --prefetch 64 --evict-batch 64 --poll-us 50 --no-placement --no-evict-sweep
-+placement        --prefetch 64 --evict-batch 64 --poll-us 50 --no-evict-sweep
-+evict-sweep      --prefetch 64 --evict-batch 64 --poll-us 50
-+async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --no-placement --no-evict-sweep
-+affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0 --no-evict-sweep
+baseline          --no-zero-skip --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep --clean-tracking=off
++zero-skip        --prefetch 0 --evict-batch 1 --poll-us 0 --no-placement --no-evict-sweep --clean-tracking=off
++batch-evict      --prefetch 0 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep --clean-tracking=off
++prefetch         --prefetch 64 --evict-batch 64 --poll-us 0 --no-placement --no-evict-sweep --clean-tracking=off
++poll             --prefetch 64 --evict-batch 64 --poll-us 50 --no-placement --no-evict-sweep --clean-tracking=off
++placement        --prefetch 64 --evict-batch 64 --poll-us 50 --no-evict-sweep --clean-tracking=off
++evict-sweep      --prefetch 64 --evict-batch 64 --poll-us 50 --clean-tracking=off
++clean-tracking   --prefetch 64 --evict-batch 64 --poll-us 50 --clean-tracking=auto
++async-evict      --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --no-placement --no-evict-sweep --clean-tracking=off
++affinity         --prefetch 64 --evict-batch 64 --poll-us 50 --async-evict 256 --affinity 1,0 --no-evict-sweep --clean-tracking=off
 default
 default-no-encrypt  --no-encrypt
 prefetch-write    --prefetch-install write

@@ -15,7 +15,7 @@
 # SOAK_CLIENTS (3), SOAK_MIB per client (48), SOAK_THREADS (4),
 # SOAK_RESTART_SIG (KILL; TERM checks the monitor's exit like stop_monitor),
 # SOAK_SAN (1: the sanitized monitor when built, no memory-growth bound),
-# SOAK_MONITOR_ARGS (more fluidmemd flags, e.g. --clean-tracking),
+# SOAK_MONITOR_ARGS (more fluidmemd flags, e.g. --clean-tracking=always),
 # SOAK_SEED (random); SOAK_NO_GROW=1 and SOAK_MAPOPS=0 pass to soak.c (leave
 # out mremap grow, or every mapping operation: to tell a bug in them from
 # others).
@@ -241,7 +241,7 @@ import json, sys
 T, secs, san = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 bad = []
 cum = ["faults_zero", "faults_store", "faults_wp", "evictions", "pages_written", "pages_zero_skipped",
-       "bytes_in", "bytes_out", "pages_prefetched"]
+       "pages_clean_skipped", "bytes_in", "bytes_out", "pages_prefetched"]
 fig = {k: 0 for k in cum + ["faults_poisoned", "store_errors"]}
 for e in (1, 2):
     try:
@@ -252,7 +252,7 @@ for e in (1, 2):
         fig[k] += t[k]
     if t["faults_poisoned"]:
         bad.append(f"monitor {e}: {t['faults_poisoned']} pages delivered as SIGBUS")
-    clean = t.get("pages_clean_skipped", 0)  # with --clean-tracking
+    clean = t["pages_clean_skipped"]  # clean tracking (auto by default)
     if t["pages_written"] + t["pages_zero_skipped"] + clean > t["evictions"]:
         bad.append(f"monitor {e}: pages written {t['pages_written']} + zero-skipped {t['pages_zero_skipped']} + clean {clean} > evictions {t['evictions']}")
     if t["bytes_out"] != 4096 * t["pages_written"]:
@@ -281,10 +281,10 @@ for line in open(f"{T}/status.log"):
             if t[k] < prev[e][k]:
                 bad.append(f"monitor {e}: {k} went backwards {prev[e][k]} -> {t[k]}")
     prev[e] = t
-print("figures: faults served %d (zero %d, from store %d, write-protect %d), prefetched %d, evictions %d, pages written %d, zero-skipped %d, store errors %d, SIGBUS %d" % (
+print("figures: faults served %d (zero %d, from store %d, write-protect %d), prefetched %d, evictions %d, pages written %d, zero-skipped %d, clean-skipped %d, store errors %d, SIGBUS %d" % (
     fig["faults_zero"] + fig["faults_store"] + fig["faults_wp"], fig["faults_zero"], fig["faults_store"],
     fig["faults_wp"], fig["pages_prefetched"], fig["evictions"], fig["pages_written"], fig["pages_zero_skipped"],
-    fig["store_errors"], fig["faults_poisoned"]))
+    fig["pages_clean_skipped"], fig["store_errors"], fig["faults_poisoned"]))
 # Memory growth: the anonymous memory (heap; the memfd pages the monitor
 # touches count as shared, not here) of the longer-lived monitor.
 try:

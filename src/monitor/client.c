@@ -628,7 +628,11 @@ static bool client_mm_alive(struct fm_client *c)
 	pthread_mutex_lock(&c->lock);
 	bool alive = false;
 	if (c->nmaps) {
-		struct uffdio_writeprotect wp = { .range = { c->maps[0].start, PAGE }, .mode = 0 };
+		/* a clean page keeps its protection: lifting it would hide its writes */
+		const struct fm_map *m = &c->maps[0];
+		const uint8_t *s = m->region->shared ? NULL : page_state(m->region, m->page, false);
+		struct uffdio_writeprotect wp = { .range = { m->start, PAGE },
+						  .mode = s && (*s & PS_CLEAN) ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
 		alive = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) == 0 || errno != ESRCH;
 	}
 	pthread_mutex_unlock(&c->lock);

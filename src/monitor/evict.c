@@ -290,6 +290,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 		if (keep[i] || capped[i] || (!zero[i] && !clean[i] && w->ios[k++].status != FM_STORE_OK)) {
 			failed += !capped[i] && !keep[i];
 			protect(r, v[i], 1, 0); /* a kept run may be protected in some views */
+			*s &= (uint8_t)~PS_CLEAN; /* writable now: its writes go unseen */
 			/* back in the FIFO, unless it is there still (taken by address) */
 			if (!(*s & PS_QUEUED) && region_queue_push(r, v[i]) == 0)
 				*s |= PS_QUEUED;
@@ -299,6 +300,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
 			r->stored++;
 			cst->pages_clean_skipped++;
+			clean_evicted(r, 1);
 		} else if (zero[i]) {
 			if ((*s & PS_INSTORE) && copy_release(r, v[i], &stale[nstale]))
 				nstale++;

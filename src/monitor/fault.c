@@ -187,13 +187,84 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
 	account_resident(payer(c, r), 1);
 }
 
-/* Clean-page tracking (--clean-tracking): a page fetched from a store that
- * keeps its copy comes in write-protected; until the program writes it (one
- * WP fault) the store's copy is current and eviction skips the write. Not in
- * shared regions: the other processes map the page without the protection. */
-static bool keeps_clean(const struct fm_store *st, const struct fm_region *r)
+/* Clean-page tracking (--clean-tracking): a page fetched from the store
+ * comes in write-protected and the store keeps its copy (the local store
+ * too, which otherwise drops a copy once read); until the program writes the
+ * page (one WP fault) that copy is current, and eviction skips the write.
+ * It pays where fetched pages stay unwritten (a read pass: no store write at
+ * eviction) and costs a WP round trip per page where they are written (a
+ * read-modify-write pass). `auto`, the default, keeps a score per region:
+ * +1 for each clean eviction; a write to a clean page takes it to CT_OFF
+ * and CT_WRITE below (a round trip costs several times what a skipped write
+ * saves), and only pages fetched after that write earn again. At CT_OFF or
+ * below, pages come in writable but for one install in CT_PROBE, which keeps
+ * the score current. Not in shared regions: the other processes map the
+ * page without the protection.
+ * A PS_CLEAN page must stay protected wherever it is mapped: whatever lifts
+ * the protection of a resident page clears the mark first. */
+#define CT_WRITE 8
+#define CT_MAX 64
+#define CT_OFF 0
+#define CT_PROBE 64
+static bool keeps_clean(struct fm_region *r)
 {
-	return D.opt.clean_tracking && !r->shared && !(st->ops->flags & FM_STORE_DROP_AFTER_READ);
+	if (!D.opt.clean_tracking || r->shared)
+		return false;
+	if (D.opt.clean_tracking == FM_CT_ALWAYS || r->ct_score > CT_OFF)
+		return true;
+	return ++r->ct_probe % CT_PROBE == 0;
+}
+
+/* n pages of r went out clean: each saved a store write */
+void clean_evicted(struct fm_region *r, unsigned n)
+{
+	uint64_t stale = r->ct_stale < n ? r->ct_stale : n;
+	r->ct_stale -= stale;
+	n -= (unsigned)stale;
+	r->ct_score = r->ct_score + (int)n > CT_MAX ? CT_MAX : r->ct_score + (int)n;
+}
+
+/* The program wrote clean page p: the store's copy is stale. Lift the
+ * protection; when the region's score says its pages get written, lift it
+ * from the clean pages that follow too (the rest of a prefetch window), so a
+ * write pass pays one WP fault, not one a page. A store that drops copies
+ * once read drops these now. */
+static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
+{
+	struct fm_map *m = map_find(c, addr);
+	uint64_t n = 1;
+	/* A write outweighs the clean evictions before it, and the pages
+	 * resident now, fetched before it (eviction is mostly oldest first),
+	 * earn nothing when they go: in a read pass followed by a write pass
+	 * they would turn protection back on for a page in eight. */
+	r->ct_score = (r->ct_score < CT_OFF ? r->ct_score : CT_OFF) - CT_WRITE;
+	if (r->ct_score < -CT_MAX)
+		r->ct_score = -CT_MAX;
+	r->ct_stale = r->resident;
+	if (m && D.opt.clean_tracking == FM_CT_AUTO && r->ct_score <= CT_OFF) {
+		uint64_t last = m->page + m->len / PAGE;
+		for (; p + n < last && n < FM_BATCH_MAX; n++) {
+			uint8_t *t = page_state(r, p + n, false);
+			if (!t || (*t & (PS_STATE | PS_CLEAN)) != (PS_RESIDENT | PS_CLEAN))
+				break;
+		}
+	}
+	struct uffdio_writeprotect wp = { .range = { addr, n * PAGE }, .mode = 0 };
+	if (!at_addr(c, addr, n * PAGE, true))
+		return; /* it faults again */
+	int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
+	at_addr_done(c);
+	if (rc < 0) {
+		ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
+		n = 1; /* the fault's page is written whatever happened */
+	}
+	struct fm_store *st = worker_store();
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *t = page_state(r, p + i, false);
+		*t &= (uint8_t)~PS_CLEAN;
+		if (st && (st->ops->flags & FM_STORE_DROP_AFTER_READ))
+			store_forget(payer(c, r), r, p + i, t, st);
+	}
 }
 
 /* A page from the store. The read is done with the client's lock released
@@ -254,7 +325,7 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		poison(c, addr);
 		return true;
 	}
-	bool clean = keeps_clean(w->store, r);
+	bool clean = keeps_clean(r);
 	struct uffdio_copy cp = { .dst = addr, .src = (uint64_t)(uintptr_t)io.page, .len = PAGE,
 				  .mode = clean ? UFFDIO_COPY_MODE_WP : 0 };
 	if (!at_addr(c, addr, PAGE, true))
@@ -269,7 +340,8 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	c->st.shared_faults_store += r->shared;
 	c->st.bytes_in += PAGE;
 	r->stored--;
-	if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+	clean = clean && rc == 0; /* EEXIST: the page there is not ours, nor protected */
+	if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
 		store_forget(payer(c, r), r, p, s, w->store);
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	region_enqueue(r, p, s);
@@ -475,7 +547,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		io_for(&w->ios[nio++], r, q[i], w->pages + (size_t)i * PAGE);
 	if (fm_store_read(w->store, w->ios, nio) < 0)
 		return;
-	bool clean = keeps_clean(w->store, r);
+	bool clean = keeps_clean(r);
 	unsigned got = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (w->ios[i].status != FM_STORE_OK)
@@ -484,7 +556,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		if (install(c, r, q[i], a, w->pages + (size_t)i * PAGE, 1, clean, false) != 1)
 			continue;
 		uint8_t *s = page_state(r, q[i], false);
-		if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+		if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
 			store_forget(payer(c, r), r, q[i], s, w->store);
 		r->stored--;
 		c->st.bytes_in += PAGE;
@@ -644,7 +716,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 	 * each. Room is made after the window is in (the budget is overshot
 	 * by at most a window meanwhile): the eviction then overlaps the
 	 * program's run over the window instead of stalling it in the middle. */
-	bool clean_ok = keeps_clean(w->store, r);
+	bool clean_ok = keeps_clean(r);
 	/* A store that pipelines reads (remote ones) gets PF_STEP-page steps,
 	 * each read started before the previous step is installed: the server
 	 * answers while we install, and the program waits for a step, not for
@@ -723,7 +795,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			for (uint64_t t = 0; t < got; t++) {
 				uint8_t *s = page_state(r, q[i] + t, false);
 				if (stored) {
-					if (w->store->ops->flags & FM_STORE_DROP_AFTER_READ)
+					if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
 						store_forget(payer(c, r), r, q[i] + t, s, w->store);
 					r->stored--;
 					c->st.bytes_in += PAGE;
@@ -822,11 +894,12 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 		/* Evicted meanwhile: wake, it re-faults as MISSING. Still
 		 * resident: a stale protection, lift it (that wakes too). */
 		c->st.faults_wp++;
-		if ((*s & PS_STATE) == PS_RESIDENT) {
+		if ((*s & PS_STATE) == PS_RESIDENT && (*s & PS_CLEAN)) {
+			dirty_clean(c, r, p, addr);
+		} else if ((*s & PS_STATE) == PS_RESIDENT) {
 			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
 			if (!at_addr(c, addr, PAGE, true))
 				return false;
-			*s &= (uint8_t)~PS_CLEAN; /* written: the store's copy is stale now */
 			int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
 			at_addr_done(c);
 			if (rc < 0)

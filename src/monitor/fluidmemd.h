@@ -106,6 +106,9 @@ struct fm_region {
 	int8_t pf_dir;         /* +1 forward, -1 backward (a negative stride) */
 	bool pf_judge;         /* the last window (real or, while off, virtual) awaits the next fault */
 	int pf_score;          /* prefetch hit score (fault.c): windows stop when low */
+	int ct_score;          /* clean-tracking score (fault.c): write-protected installs stop when low */
+	uint8_t ct_probe;      /* installs since the last probe while the score is low */
+	uint64_t ct_stale;     /* clean evictions still to come that earn no score */
 	uint64_t sweep;        /* next page an eviction by address looks at (evict.c) */
 	uint8_t scattered;     /* faults in a row that continued no stream or stride */
 	uint32_t flags;        /* FM_REGISTER_* */
@@ -271,7 +274,8 @@ struct fm_options {
 	enum { FM_PF_COPY, FM_PF_WRITE, FM_PF_CONTINUE } prefetch_install; /* how prefetched pages go in (fault.c) */
 	bool zero_skip;        /* evicted all-zero pages are not written to the store */
 	bool encrypt;          /* seal stored pages with each region's key (remote stores) */
-	bool clean_tracking;   /* fetch pages write-protected; evict clean ones without a write */
+	enum { FM_CT_OFF, FM_CT_AUTO, FM_CT_ALWAYS } clean_tracking; /* fetch pages write-protected,
+				* evict clean ones without a write (fault.c) */
 	unsigned async_evict;  /* >0: a background thread keeps this many pages free under
 				* the budget, so faults rarely evict inline */
 	int affinity_fault, affinity_evict; /* CPU for client threads / the evictor, -1 = any */
@@ -387,6 +391,7 @@ void event_replay(struct fm_client *c, const struct uffd_msg *msg);
 void wake(struct fm_client *c, uint64_t addr);
 bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p);
 bool region_random(const struct fm_region *r);
+void clean_evicted(struct fm_region *r, unsigned n);
 
 /* placement.c */
 void placement_note(struct fm_client *c, pid_t tid, bool streamed);

@@ -67,8 +67,10 @@ static void usage(FILE *f)
 		"      --no-zero-skip       write evicted all-zero pages to the store too\n"
 		"      --no-encrypt         store pages in remote stores with a checksum only,\n"
 		"                           not encrypted with the region's key\n"
-		"      --clean-tracking     fetch pages write-protected and evict unwritten ones\n"
-		"                           without writing them back (remote stores)\n"
+		"      --clean-tracking[=auto|always|off]  fetch pages write-protected and evict\n"
+		"                           unwritten ones without writing them back; auto (the\n"
+		"                           default) only in regions whose fetched pages stay\n"
+		"                           unwritten; bare: always\n"
 		"      --async-evict N      a background thread keeps N pages free under the\n"
 		"                           budget (0: faults evict inline; default 0)\n"
 		"      --fault-threads N    threads serving each client's faults (1-%d; default 1):\n"
@@ -392,7 +394,7 @@ int main(int argc, char **argv)
 		{ "no-encrypt", no_argument, NULL, 'E' },
 		{ "allow", required_argument, NULL, 'A' },
 		{ "async-evict", required_argument, NULL, 'W' },
-		{ "clean-tracking", no_argument, NULL, 'K' },
+		{ "clean-tracking", optional_argument, NULL, 'K' },
 		{ "affinity", required_argument, NULL, 'Y' },
 		{ "no-placement", no_argument, NULL, 'N' },
 		{ "no-evict-sweep", no_argument, NULL, 'X' },
@@ -417,6 +419,7 @@ int main(int argc, char **argv)
 	D.opt.fault_threads = 1;
 	D.opt.placement = true;
 	D.opt.evict_sweep = true;
+	D.opt.clean_tracking = FM_CT_AUTO;
 	int opt;
 	/* The configuration file's settings go first: flags override them. */
 	if (fm_config_argv(argc, argv, longopts, &argc, &argv) < 0)
@@ -481,7 +484,19 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'E': D.opt.encrypt = false; break;
-		case 'K': D.opt.clean_tracking = true; break;
+		case 'K':
+			/* true/false too: a configuration file of the flag's days */
+			if (!optarg || !strcmp(optarg, "always") || !strcmp(optarg, "true"))
+				D.opt.clean_tracking = FM_CT_ALWAYS;
+			else if (!strcmp(optarg, "auto"))
+				D.opt.clean_tracking = FM_CT_AUTO;
+			else if (!strcmp(optarg, "off") || !strcmp(optarg, "false"))
+				D.opt.clean_tracking = FM_CT_OFF;
+			else {
+				fprintf(stderr, "fluidmemd: --clean-tracking must be auto, always or off\n");
+				return 2;
+			}
+			break;
 		case 'W': {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
