@@ -193,18 +193,18 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
  * page (one WP fault) that copy is current, and eviction skips the write.
  * It pays where fetched pages stay unwritten (a read pass: no store write at
  * eviction) and costs a WP round trip per page where they are written (a
- * read-modify-write pass). `auto`, the default, keeps a score per region:
- * +1 for each clean eviction; a write to a clean page takes it to CT_OFF
- * and CT_WRITE below (a round trip costs several times what a skipped write
- * saves), and only pages fetched after that write earn again. At CT_OFF or
- * below, pages come in writable but for one install in CT_PROBE, which keeps
- * the score current. Not in shared regions: the other processes map the
+ * read-modify-write pass). `auto`, the default, keeps a score per region,
+ * 0 (on) at first: +1 for each clean eviction; a write to a clean page
+ * takes it to CT_OFF and CT_WRITE below (a round trip costs several times
+ * what a skipped write saves), and only pages fetched after that write earn
+ * again. At CT_OFF or below, pages come in writable but for one install in
+ * CT_PROBE, which keeps the score current. Not in shared regions: the other processes map the
  * page without the protection.
  * A PS_CLEAN page must stay protected wherever it is mapped: whatever lifts
  * the protection of a resident page clears the mark first. */
 #define CT_WRITE 8
 #define CT_MAX 64
-#define CT_OFF 0
+#define CT_OFF (-1) /* a region starts at 0: on */
 #define CT_PROBE 64
 static bool keeps_clean(struct fm_region *r)
 {
