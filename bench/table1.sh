@@ -172,7 +172,7 @@ missing_flags() {
 	for f in "$@"; do
 		case $f in --*) ;; *) continue ;; esac
 		name=${f%%=*}
-		grep -qE -- "(^|[ ,])$name([ =,]|\$)" <<<"$HELP" || miss+="$name "
+		grep -qE -- "(^|[ ,])$name([ =,[]|\$)" <<<"$HELP" || miss+="$name "
 	done
 	echo "${miss% }"
 }
