@@ -198,8 +198,8 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
  * takes it to CT_OFF and CT_WRITE below (a round trip costs several times
  * what a skipped write saves), and only pages fetched after that write earn
  * again. At CT_OFF or below, pages come in writable but for one install in
- * CT_PROBE, which keeps the score current. Not in shared regions: the other processes map the
- * page without the protection.
+ * CT_PROBE, which keeps the score current. Not in shared regions: the other
+ * processes map the page without the protection.
  * A PS_CLEAN page must stay protected wherever it is mapped: whatever lifts
  * the protection of a resident page clears the mark first. */
 #define CT_WRITE 8
@@ -225,10 +225,9 @@ void clean_evicted(struct fm_region *r, unsigned n)
 }
 
 /* The program wrote clean page p: the store's copy is stale. Lift the
- * protection; when the region's score says its pages get written, lift it
- * from the clean pages that follow too (the rest of a prefetch window), so a
- * write pass pays one WP fault, not one a page. A store that drops copies
- * once read drops these now. */
+ * protection; under `auto`, from the clean pages that follow too (the rest of
+ * a prefetch window), so a write pass pays one WP fault, not one a page. A
+ * store that drops copies once read drops these now. */
 static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, uint64_t addr)
 {
 	struct fm_map *m = map_find(c, addr);
@@ -241,7 +240,7 @@ static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	if (r->ct_score < -CT_MAX)
 		r->ct_score = -CT_MAX;
 	r->ct_stale = r->resident;
-	if (m && D.opt.clean_tracking == FM_CT_AUTO && r->ct_score <= CT_OFF) {
+	if (m && D.opt.clean_tracking == FM_CT_AUTO) {
 		uint64_t last = m->page + m->len / PAGE;
 		for (; p + n < last && n < FM_BATCH_MAX; n++) {
 			uint8_t *t = page_state(r, p + n, false);
