@@ -866,9 +866,14 @@ retry:
 	}
 	struct fm_region *r = m->region;
 	uint64_t prefetched = c->st.pages_prefetched;
+	/* A private region may be freed while fault_store lets the client's
+	 * lock go (the program unmapped it meanwhile): r is not read after
+	 * fault_in. A shared one keeps its lock throughout. */
+	bool shared = r->shared;
 	shared_lock(r);
 	bool again = fault_in(c, m, r, msg, addr, t0);
-	shared_unlock(r);
+	if (shared)
+		shared_unlock(r);
 	if (again)
 		goto retry;
 	placement_note(c, (pid_t)msg->arg.pagefault.feat.ptid, c->st.pages_prefetched != prefetched);
