@@ -201,7 +201,7 @@ static void fault_zero(struct fm_client *c, struct fm_region *r, uint64_t p, uin
  * CT_PROBE, which keeps the score current. Not in shared regions: the other
  * processes map the page without the protection.
  * A PS_CLEAN page must stay protected wherever it is mapped: whatever lifts
- * the protection of a resident page clears the mark first. */
+ * the protection of a resident page clears the mark with it. */
 #define CT_WRITE 8
 #define CT_MAX 64
 #define CT_OFF (-1) /* a region starts at 0: on */
@@ -253,10 +253,9 @@ static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 		return; /* it faults again */
 	int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
 	at_addr_done(c);
-	if (rc < 0) {
+	if (rc < 0) /* maybe done in part: all n count as written (a page still
+		     * protected takes the stale-protection path at its write) */
 		ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
-		n = 1; /* the fault's page is written whatever happened */
-	}
 	struct fm_store *st = worker_store();
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t *t = page_state(r, p + i, false);
