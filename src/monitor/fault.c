@@ -215,6 +215,21 @@ static bool keeps_clean(struct fm_region *r)
 	return ++r->ct_probe % CT_PROBE == 0;
 }
 
+/* Lift the write protection of n pages at addr (that wakes the faulting
+ * thread too). Returns false when an event touched the range since the
+ * fault: then nothing was done and the program faults again. */
+static bool unprotect(struct fm_client *c, uint64_t addr, uint64_t n)
+{
+	struct uffdio_writeprotect wp = { .range = { addr, n * PAGE }, .mode = 0 };
+	if (!at_addr(c, addr, n * PAGE, true))
+		return false;
+	int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
+	at_addr_done(c);
+	if (rc < 0)
+		ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
+	return true;
+}
+
 /* n pages of r went out clean: each saved a store write */
 void clean_evicted(struct fm_region *r, unsigned n)
 {
@@ -248,14 +263,10 @@ static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 				break;
 		}
 	}
-	struct uffdio_writeprotect wp = { .range = { addr, n * PAGE }, .mode = 0 };
-	if (!at_addr(c, addr, n * PAGE, true))
-		return; /* it faults again */
-	int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
-	at_addr_done(c);
-	if (rc < 0) /* maybe done in part: all n count as written (a page still
-		     * protected takes the stale-protection path at its write) */
-		ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
+	/* a failed ioctl may be done in part: all n count as written (a page
+	 * still protected takes the stale-protection path at its write) */
+	if (!unprotect(c, addr, n))
+		return;
 	struct fm_store *st = worker_store();
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t *t = page_state(r, p + i, false);
@@ -900,13 +911,7 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 		if ((*s & PS_STATE) == PS_RESIDENT && (*s & PS_CLEAN)) {
 			dirty_clean(c, r, p, addr);
 		} else if ((*s & PS_STATE) == PS_RESIDENT) {
-			struct uffdio_writeprotect wp = { .range = { addr, PAGE }, .mode = 0 };
-			if (!at_addr(c, addr, PAGE, true))
-				return false;
-			int rc = ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp), err = errno;
-			at_addr_done(c);
-			if (rc < 0)
-				ioctl_failed(c, "UFFDIO_WRITEPROTECT", addr, err);
+			unprotect(c, addr, 1);
 		} else {
 			wake(c, addr);
 		}
