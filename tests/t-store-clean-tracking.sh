@@ -32,3 +32,12 @@ note "auto: $skipped_auto clean evictions, $wp_auto write-protect faults; off: $
 # the write pass: with protection on every fetch it would be n faults
 [ "$wp_auto" -lt $((n / 32)) ] || fail "auto: $wp_auto write-protect faults"
 [ "$skipped_off" -eq 0 ] && [ "$wp_off" -eq 0 ] || fail "off: $skipped_off clean evictions, $wp_off write-protect faults"
+
+# A program that closes its fluidmem socket is probed for liveness on the first
+# page of its first map; a probe that lifted a clean page's protection hid the
+# next write to it, which a clean eviction then dropped.
+start_monitor --local-memory 4M
+out=$("$FM_BUILD/tests/cleanprobe" 32 2>&1) || fail "cleanprobe: $out"
+grep -q "closed its fluidmem socket" "$FM_MON_LOG" || fail "cleanprobe: the monitor did not see the socket close"
+[ "$(stat_of pages_clean_skipped)" -gt 0 ] || fail "cleanprobe: no clean eviction"
+stop_monitor
