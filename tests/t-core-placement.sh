@@ -1,6 +1,6 @@
 # Placement: while one program thread faults at random, its handler thread
-# runs on that thread's CPU as SCHED_IDLE (seen in /proc while it runs) and
-# goes back to the scheduler for streams; a sequential program is never
+# runs on that thread's CPU as SCHED_IDLE (seen in /proc while it runs), the
+# thread is pinned there, and both go back to the scheduler for streams; a sequential program is never
 # placed; --no-placement never places. Eviction by address (the default):
 # random passes evict mostly by address, sequential ones never, and none
 # with --no-evict-sweep. The data is right every time.
@@ -37,6 +37,14 @@ note "random passes: $moves moves, $with_cpu samples of the handler on the progr
 [ "$swept" -gt $((evictions / 3)) ] || fail "random passes: only $swept of $evictions evictions by address"
 [ "$moves" -ge 2 ] || fail "random faults moved the handler $moves times (onto the CPU, then off for the verify stream)"
 [ "$with_cpu" -ge 1 ] || fail "the handler was never seen SCHED_IDLE on the program's CPU"
+
+# The program thread is pinned to that CPU too while it faults at random; a
+# child it forks gets the program's CPUs back, and so does the program after
+# 50 ms without a fault.
+start_monitor --local-memory 16M
+out=$("$FLUIDMEM" run -s "$FM_SOCK" -m 16M -- "$FM_BUILD/tests/pinfork" 64 2>&1) || fail "pinfork: $out"
+note "$out"
+stop_monitor
 
 run_touch "" init,seq,seq
 note "sequential passes: $moves moves, $swept of $evictions evictions by address"

@@ -730,10 +730,17 @@ static void *client_thread(void *arg)
 	while (!c->dead) {
 		spin(c);
 		pfd[0].fd = c->attaching ? -1 : c->uffd;
-		if (poll(pfd, 4, -1) < 0) {
+		int n = poll(pfd, 4, placement_wait_ms());
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
+		}
+		if (n == 0) { /* no fault for a while: the program is not pinned for nothing */
+			pthread_mutex_lock(&c->lock);
+			placement_quiet(c);
+			pthread_mutex_unlock(&c->lock);
+			continue;
 		}
 		if (pfd[0].revents & POLLIN)
 			handle_uffd(c);

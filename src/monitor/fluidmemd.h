@@ -396,6 +396,8 @@ void clean_evicted(struct fm_region *r, unsigned n);
 /* placement.c */
 void placement_note(struct fm_client *c, pid_t tid, bool streamed);
 bool placement_may_spin(void);
+int placement_wait_ms(void);
+void placement_quiet(struct fm_client *c);
 void placement_end(void);
 
 /* remap.c */

@@ -12,11 +12,20 @@
  * CPU rather than a busy one, and a CPU that runs only SCHED_IDLE tasks counts
  * as idle (sched_idle_cpu()), so the program is woken where it faulted, next
  * to its handler, instead of on the halted vCPU; and it preempts the handler
- * at once. The program itself is never touched (pinning it too was ~10%
- * faster, but its children would inherit the pin). While it streams, or faults
- * from several threads, the handler is FREE again: a prefetch window is best
- * installed from the other CPU while the program runs through the pages
- * already in, and the scheduler does that. (Pinning the handler away from the
+ * at once. The program thread is pinned to that CPU too: its CPU always has
+ * two runnable tasks, it and the pinned handler, so the load balancer of the
+ * idle CPU, failing to move either, pushed the running program over every
+ * ~10 ms (80-90 moves in three random passes of 16,384 faults), and each
+ * fault until the handler followed was served across CPUs: random passes
+ * went ~17% faster pinned (docs/benchmarks.md, eighth round). Its own mask
+ * comes back when placement ends (a stream, another thread, another client,
+ * 50 ms without a fault, the handler's end) unless someone changed it
+ * meanwhile; children it forks meanwhile inherit the pin and get the mask
+ * back within a window (their own children forked before that keep it: a
+ * known limit). While it streams, or faults from several threads, the
+ * handler is FREE again: a prefetch window is best installed from the other
+ * CPU while the program runs through the pages already in, and the scheduler
+ * does that. (Pinning the handler away from the
  * program's CPU for streams was tried: no difference in 4 interleaved runs.)
  *
  * Only while the monitor serves one process, and that process has one
@@ -47,6 +56,7 @@
 
 #define PLACE_WINDOW 32 /* faults between decisions */
 #define PLACE_CALM 8    /* windows left FREE after the program thread had to wait */
+#define PIN_QUIET_MS 50 /* no fault for this long: the program thread is unpinned */
 
 enum place { FREE, WITH };
 
@@ -61,6 +71,9 @@ static __thread struct {
 	int stat_fd, sched_fd;
 	uint64_t delay, at;  /* its run-queue wait so far, and when it was read */
 	unsigned calm;       /* windows left FREE */
+	pid_t pin_pid, pin_tid; /* WITH: the program thread we pinned to pin_cpu, 0: none */
+	int pin_cpu, kids_fd;
+	cpu_set_t pin_saved; /* its own mask, given back when WITH ends */
 } P;
 
 static bool placement_on(void)
@@ -109,10 +122,69 @@ static int cpu_of(pid_t pid, pid_t tid, uint64_t *delay)
 	return s ? atoi(s + 1) : -1;
 }
 
+static bool pinned_to(pid_t tid, int cpu)
+{
+	cpu_set_t cur;
+	return sched_getaffinity(tid, sizeof(cur), &cur) == 0 && CPU_COUNT(&cur) == 1 && CPU_ISSET(cpu, &cur);
+}
+
+/* A child the pinned thread forked inherited the pin: give it the mask
+ * the thread had before (once it is given, the child no longer matches). */
+static void unpin_children(void)
+{
+	char buf[4096];
+	if (read_proc(P.kids_fd, buf, sizeof(buf)) < 0)
+		return;
+	char *s = buf, *end;
+	for (long kid; (kid = strtol(s, &end, 10)) > 0; s = end)
+		if (pinned_to((pid_t)kid, P.pin_cpu))
+			sched_setaffinity((pid_t)kid, sizeof(P.pin_saved), &P.pin_saved);
+}
+
+static void unpin(void)
+{
+	if (!P.pin_tid)
+		return;
+	unpin_children();
+	if (pinned_to(P.pin_tid, P.pin_cpu)) /* else someone set another mask meanwhile: keep it */
+		sched_setaffinity(P.pin_tid, sizeof(P.pin_saved), &P.pin_saved);
+	if (P.kids_fd >= 0)
+		close(P.kids_fd);
+	P.pin_tid = 0;
+}
+
+/* Pin the program thread to the CPU its handler now shares with it (see
+ * the top of this file); each window after, look for children. */
+static void pin(pid_t pid, pid_t tid, int cpu)
+{
+	if (P.pin_tid == tid && P.pin_cpu == cpu) {
+		unpin_children();
+		return;
+	}
+	unpin();
+	cpu_set_t saved, one;
+	if (tid <= 0 || sched_getaffinity(tid, sizeof(saved), &saved) < 0 || !CPU_ISSET(cpu, &saved) ||
+	    CPU_COUNT(&saved) < 2)
+		return; /* gone, or pinned by its owner already */
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(tid, sizeof(one), &one) < 0)
+		return;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tid);
+	P.kids_fd = open(path, O_RDONLY | O_CLOEXEC);
+	P.pin_pid = pid;
+	P.pin_tid = tid;
+	P.pin_cpu = cpu;
+	P.pin_saved = saved;
+}
+
 static void place(struct fm_client *c, enum place mode, int cpu)
 {
 	if (mode == WITH && (cpu < 0 || !CPU_ISSET(cpu, &P.allowed)))
 		mode = FREE; /* unknown, or not ours to run on (taskset, cpuset) */
+	if (mode == FREE)
+		unpin();
 	if (mode == P.mode && (mode == FREE || cpu == P.cpu))
 		return;
 	cpu_set_t set = P.allowed;
@@ -145,7 +217,7 @@ void placement_note(struct fm_client *c, pid_t tid, bool streamed)
 		memset(&P, 0, sizeof(P));
 		P.ready = true;
 		P.mode = FREE;
-		P.cpu = P.stat_fd = P.sched_fd = -1;
+		P.cpu = P.stat_fd = P.sched_fd = P.kids_fd = -1;
 		P.off = geteuid() != 0 || sched_getaffinity(0, sizeof(P.allowed), &P.allowed) < 0 ||
 			CPU_COUNT(&P.allowed) < 2;
 	}
@@ -178,6 +250,8 @@ void placement_note(struct fm_client *c, pid_t tid, bool streamed)
 		place(c, FREE, -1);
 	} else {
 		place(c, WITH, cpu);
+		if (P.mode == WITH)
+			pin(c->pid, P.tid, P.cpu);
 	}
 }
 
@@ -187,11 +261,28 @@ bool placement_may_spin(void)
 	return !P.ready || P.mode != WITH;
 }
 
+/* How long the thread may sleep in poll: a pinned program thread gets its
+ * own CPUs back after PIN_QUIET_MS without a fault (it may compute on
+ * resident memory for hours, where a pin would only keep it from a free
+ * CPU). */
+int placement_wait_ms(void)
+{
+	return P.ready && P.pin_tid ? PIN_QUIET_MS : -1;
+}
+
+/* No fault for PIN_QUIET_MS. Client lock held. */
+void placement_quiet(struct fm_client *c)
+{
+	if (P.ready && P.mode == WITH)
+		place(c, FREE, -1);
+}
+
 /* The thread is done with its client. */
 void placement_end(void)
 {
 	if (!P.ready)
 		return;
+	unpin();
 	if (P.stat_fd >= 0)
 		close(P.stat_fd);
 	if (P.sched_fd >= 0)
