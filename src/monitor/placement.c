@@ -36,11 +36,14 @@
  *
  * The program thread's CPU is field 39 of /proc/PID/task/TID/stat, read once
  * per PLACE_WINDOW faults, so a thread the scheduler moves is followed. A
- * SCHED_IDLE handler yields to any other task: when the program thread waited
- * to run for a quarter of a window (its schedstat: something else wants that
- * CPU, and then the handler hardly gets it) both are left FREE for a while.
- * (The handler's own wait says nothing: it is preempted by the program it
- * wakes, and waits, runnable, until the next fault.) Leaving SCHED_IDLE
+ * SCHED_IDLE handler yields to any other task, so placing has failed when,
+ * over a window (32 faults or 5 ms), the program thread waited to run for a
+ * quarter of it, or was blocked (waiting for its faults) 100 us a fault or
+ * more where a placed fault takes ~10 (its schedstat: run and wait times; a
+ * busy task on that CPU starves the handler). Both are then left FREE for 8
+ * windows, twice as many at each failure in a row, up to 1,024. (The
+ * handler's own wait says nothing: it is preempted by the program it wakes,
+ * and waits, runnable, until the next fault.) Leaving SCHED_IDLE
  * needs CAP_SYS_NICE, so unprivileged monitors (say, the private one of
  * `fluidmem run` for a user) do not place at all. */
 #include <errno.h>
@@ -55,7 +58,10 @@
 #include "fluidmemd.h"
 
 #define PLACE_WINDOW 32 /* faults between decisions */
-#define PLACE_CALM 8    /* windows left FREE after the program thread had to wait */
+#define PLACE_CALM 8    /* windows left FREE after placing failed, at first */
+#define PLACE_CALM_MAX 1024
+#define STARVED_NS 100000 /* a placed fault blocks its thread ~10 us; 100 on average: starved */
+#define PLACE_WINDOW_NS 5000000
 #define PIN_QUIET_MS 50 /* no fault for this long: the program thread is unpinned */
 
 enum place { FREE, WITH };
@@ -69,8 +75,10 @@ static __thread struct {
 	pid_t tid;           /* the one thread that faulted this window, -1: several */
 	pid_t stat_tid;      /* whose stat and schedstat the fds read */
 	int stat_fd, sched_fd;
-	uint64_t delay, at;  /* its run-queue wait so far, and when it was read */
+	uint64_t ran, delay, at; /* its run time and run-queue wait so far, when read */
+	bool sampled;        /* ran and delay are from an earlier read of the same thread */
 	unsigned calm;       /* windows left FREE */
+	unsigned calm_len;   /* windows the next calm lasts: doubles while WITH keeps failing */
 	pid_t pin_pid, pin_tid; /* WITH: the program thread we pinned to pin_cpu, 0: none */
 	int pin_cpu, kids_fd;
 	cpu_set_t pin_saved; /* its own mask, given back when WITH ends */
@@ -91,9 +99,9 @@ static int read_proc(int fd, char *buf, size_t size)
 
 /* The CPU thread tid of process pid last ran on, -1 if unknown or if the
  * process has other threads than it and libfluidmem's watcher (they would
- * compete with a SCHED_IDLE handler on that CPU), and how long it has waited
- * on a run queue (ns, schedstat's second field). */
-static int cpu_of(pid_t pid, pid_t tid, uint64_t *delay)
+ * compete with a SCHED_IDLE handler on that CPU), and how long it has run and
+ * waited on a run queue (ns, schedstat's first two fields). */
+static int cpu_of(pid_t pid, pid_t tid, uint64_t *ran, uint64_t *delay)
 {
 	char buf[1024];
 	if (P.stat_tid != tid) {
@@ -106,11 +114,11 @@ static int cpu_of(pid_t pid, pid_t tid, uint64_t *delay)
 		snprintf(buf, sizeof(buf), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
 		P.sched_fd = open(buf, O_RDONLY | O_CLOEXEC);
 		P.stat_tid = tid;
-		P.delay = 0;
+		P.sampled = false;
 	}
-	*delay = 0;
+	*ran = *delay = 0;
 	if (read_proc(P.sched_fd, buf, sizeof(buf)) == 0)
-		sscanf(buf, "%*u %" SCNu64, delay);
+		sscanf(buf, "%" SCNu64 " %" SCNu64, ran, delay);
 	if (read_proc(P.stat_fd, buf, sizeof(buf)) < 0)
 		return -1;
 	char *s = strrchr(buf, ')'); /* the command name may hold spaces */
@@ -218,6 +226,7 @@ void placement_note(struct fm_client *c, pid_t tid, bool streamed)
 		P.ready = true;
 		P.mode = FREE;
 		P.cpu = P.stat_fd = P.sched_fd = P.kids_fd = -1;
+		P.calm_len = PLACE_CALM;
 		P.off = geteuid() != 0 || sched_getaffinity(0, sizeof(P.allowed), &P.allowed) < 0 ||
 			CPU_COUNT(&P.allowed) < 2;
 	}
@@ -231,20 +240,39 @@ void placement_note(struct fm_client *c, pid_t tid, bool streamed)
 		P.tid = -1;
 	P.n++;
 	P.streamed += streamed;
-	if (P.n < PLACE_WINDOW)
+	/* a placed window also ends after PLACE_WINDOW_NS: starved, its 32
+	 * faults could take a second */
+	uint64_t now = fm_now_ns();
+	if (P.n < PLACE_WINDOW && !(P.mode == WITH && P.sampled && now - P.at > PLACE_WINDOW_NS))
 		return;
+	unsigned n = P.n;
 	bool random = P.tid > 0 && P.streamed * 4 < P.n;
 	P.n = P.streamed = 0;
 	if (!random) {
 		place(c, FREE, -1);
 		return;
 	}
-	uint64_t delay, now = fm_now_ns();
-	int cpu = cpu_of(c->pid, P.tid, &delay);
-	if (P.mode == WITH && P.delay && delay - P.delay > (now - P.at) / 4)
-		P.calm = PLACE_CALM;
+	uint64_t ran, delay;
+	int cpu = cpu_of(c->pid, P.tid, &ran, &delay);
+	if (P.mode == WITH && P.sampled) {
+		/* Placing failed if the program thread waited to run (another task
+		 * wants its CPU) or waited for its faults far longer than a placed
+		 * fault takes (the SCHED_IDLE handler hardly gets the CPU: a busy
+		 * task there; two busy loops made random passes 10x slower placed
+		 * than not). Each failure in a row doubles the calm. */
+		uint64_t wall = now - P.at, waited = delay - P.delay, busy = ran - P.ran + waited;
+		if (waited > wall / 4 || (wall > busy && wall - busy > n * STARVED_NS)) {
+			P.calm = P.calm_len;
+			if (P.calm_len < PLACE_CALM_MAX)
+				P.calm_len *= 2;
+		} else {
+			P.calm_len = PLACE_CALM;
+		}
+	}
+	P.ran = ran;
 	P.delay = delay;
 	P.at = now;
+	P.sampled = true;
 	if (P.calm) {
 		P.calm--;
 		place(c, FREE, -1);
