@@ -736,7 +736,7 @@ static void *client_thread(void *arg)
 				continue;
 			break;
 		}
-		if (n == 0) { /* no fault for a while: the program is not pinned for nothing */
+		if (n == 0) { /* no fault for a while: the program thread gets its CPUs back */
 			pthread_mutex_lock(&c->lock);
 			placement_quiet(c);
 			pthread_mutex_unlock(&c->lock);

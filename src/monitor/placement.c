@@ -25,8 +25,8 @@
  * known limit). While it streams, or faults from several threads, the
  * handler is FREE again: a prefetch window is best installed from the other
  * CPU while the program runs through the pages already in, and the scheduler
- * does that. (Pinning the handler away from the
- * program's CPU for streams was tried: no difference in 4 interleaved runs.)
+ * does that. (Pinning the handler away from the program's CPU for streams was
+ * tried: no difference in 4 interleaved runs.)
  *
  * Only while the monitor serves one process, and that process has one
  * thread (besides libfluidmem's watcher): otherwise a SCHED_IDLE handler
@@ -79,8 +79,8 @@ static __thread struct {
 	bool sampled;        /* ran and delay are from an earlier read of the same thread */
 	unsigned calm;       /* windows left FREE */
 	unsigned calm_len;   /* windows the next calm lasts: doubles while WITH keeps failing */
-	pid_t pin_pid, pin_tid; /* WITH: the program thread we pinned to pin_cpu, 0: none */
-	int pin_cpu, kids_fd;
+	pid_t pin_tid;       /* WITH: the program thread we pinned to pin_cpu, 0: none */
+	int pin_cpu, kids_fd; /* kids_fd: its /proc children */
 	cpu_set_t pin_saved; /* its own mask, given back when WITH ends */
 } P;
 
@@ -181,7 +181,6 @@ static void pin(pid_t pid, pid_t tid, int cpu)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tid);
 	P.kids_fd = open(path, O_RDONLY | O_CLOEXEC);
-	P.pin_pid = pid;
 	P.pin_tid = tid;
 	P.pin_cpu = cpu;
 	P.pin_saved = saved;
