@@ -14,6 +14,16 @@ grep -q "closed its fluidmem socket" "$FM_MON_LOG" || fail "closefds: the monito
 back=$(( $(stat_of bytes_in) / 4096 ))
 [ "$back" -gt 8192 ] || fail "closefds: only $back pages came back from the store"
 stop_monitor
+# Such a program has no libfluidmem watcher to follow a monitor that stops:
+# the monitor stops it with SIGBUS (it read its stored pages as zeros before).
+start_monitor --local-memory 8M
+"$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/tests/closefds" 64 5000 >"$T/orphan.txt" 2>&1 &
+run=$!
+wait_for grep -q "closed its fluidmem socket" "$FM_MON_LOG"
+stop_monitor
+rc=0
+wait $run || rc=$?
+[ $rc -eq 135 ] || fail "closefds after the monitor stopped: exit $rc, wanted SIGBUS (135): $(cat "$T/orphan.txt")"
 # A region unmapped with the raw system call while a thread faults it back:
 # the answer to the fault in flight fails (ENOENT); the process goes on
 # being served (it was dropped as if dead before) and its memory verifies.

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fluidmemd.h"
@@ -639,6 +641,21 @@ static bool client_mm_alive(struct fm_client *c)
 	return alive;
 }
 
+/* The monitor stops while a client that closed its fluidmem socket runs on:
+ * libfluidmem's watcher went with that socket, so nothing stops it or takes
+ * it to a new monitor, and once its userfaultfd closes here its pages in the
+ * store would read as zeros. A page we cannot give back is a SIGBUS; one
+ * that catches it (and would go on) is killed. Waits for it to go first. */
+static void stop_orphan(struct fm_client *c)
+{
+	fm_log("pid %d closed its fluidmem socket and cannot follow the monitor: stopping it with SIGBUS "
+	       "(its pages in the store go with this monitor)", (int)c->pid);
+	struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
+	if (syscall(SYS_pidfd_send_signal, c->pidfd, SIGBUS, NULL, 0) == 0 && poll(&p, 1, 1000) == 0 &&
+	    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0) == 0)
+		poll(&p, 1, 1000);
+}
+
 static void thread_setup(struct fm_client *c, unsigned k)
 {
 	char name[32];
@@ -760,6 +777,7 @@ static void *client_thread(void *arg)
 			start_helpers(c);
 		}
 	}
+	bool stopping = !c->dead && (pfd[3].revents & POLLIN) && !pfd[2].revents;
 	c->dead = true;
 	uint64_t one = 1;
 	if (write(c->wake_fd, &one, sizeof(one)) < 0) {
@@ -767,6 +785,8 @@ static void *client_thread(void *arg)
 	for (unsigned i = 0; i < c->nhelpers; i++)
 		pthread_join(c->helpers[i], NULL);
 	placement_end();
+	if (stopping && pfd[1].fd < 0)
+		stop_orphan(c);
 	client_free(c);
 	return NULL;
 }
