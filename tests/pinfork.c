@@ -34,6 +34,14 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
+/* One random read-modify-write; count[] keeps what each page must hold. */
+static void touch_one(uint64_t *m, uint32_t *count, size_t pages, uint64_t *seed)
+{
+	size_t p = rnd(seed) % pages;
+	m[p * PAGE / 8] += pages;
+	count[p]++;
+}
+
 static double now(void)
 {
 	struct timespec t;
@@ -68,9 +76,7 @@ int main(int argc, char **argv)
 		return 1;
 	double start = now();
 	for (unsigned long i = 1; child_cpus < 0 && now() - start < 20; i++) {
-		size_t p = rnd(&seed) % pages;
-		m[p * PAGE / 8] += pages;
-		count[p]++;
+		touch_one(m, count, pages, &seed);
 		if (i % 256)
 			continue;
 		if (cpus() == 1)
@@ -94,9 +100,7 @@ int main(int argc, char **argv)
 	 * after 50 ms. */
 	bool repinned = false;
 	for (unsigned long i = 1; !repinned && now() - start < 30; i++) {
-		size_t p = rnd(&seed) % pages;
-		m[p * PAGE / 8] += pages;
-		count[p]++;
+		touch_one(m, count, pages, &seed);
 		repinned = i % 256 == 0 && cpus() == 1;
 	}
 	usleep(300 * 1000);

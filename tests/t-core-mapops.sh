@@ -19,7 +19,7 @@ stop_monitor
 start_monitor --local-memory 8M
 "$FLUIDMEM" run -s "$FM_SOCK" -m 8M -- "$FM_BUILD/tests/closefds" 64 5000 >"$T/orphan.txt" 2>&1 &
 run=$!
-wait_for grep -q "closed its fluidmem socket" "$FM_MON_LOG"
+wait_for grep -q "closed its fluidmem socket" "$FM_MON_LOG" || fail "closefds: the monitor did not see the socket close"
 stop_monitor
 rc=0
 wait $run || rc=$?

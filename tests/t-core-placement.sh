@@ -1,7 +1,8 @@
 # Placement: while one program thread faults at random, its handler thread
 # runs on that thread's CPU as SCHED_IDLE (seen in /proc while it runs), the
-# thread is pinned there, and both go back to the scheduler for streams; a sequential program is never
-# placed; --no-placement never places. Eviction by address (the default):
+# thread is pinned there, and both go back to the scheduler for streams; a
+# sequential program is never placed; --no-placement never places; beside two
+# busy loops placing is given up. Eviction by address (the default):
 # random passes evict mostly by address, sequential ones never, and none
 # with --no-evict-sweep. The data is right every time.
 . "$(dirname "$0")/lib.sh"
