@@ -300,7 +300,7 @@ static unsigned do_evict_region(struct fm_region *r, unsigned max, struct fm_sto
 			*s = (uint8_t)((*s & PS_QUEUED) | PS_STORED | PS_INSTORE);
 			r->stored++;
 			cst->pages_clean_skipped++;
-			clean_evicted(r, 1);
+			clean_evicted(r);
 		} else if (zero[i]) {
 			if ((*s & PS_INSTORE) && copy_release(r, v[i], &stale[nstale]))
 				nstale++;

@@ -230,13 +230,14 @@ static bool unprotect(struct fm_client *c, uint64_t addr, uint64_t n)
 	return true;
 }
 
-/* n pages of r went out clean: each saved a store write */
-void clean_evicted(struct fm_region *r, unsigned n)
+/* A page of r went out clean: it saved a store write (unless it was
+ * resident at the region's last write, see dirty_clean). */
+void clean_evicted(struct fm_region *r)
 {
-	uint64_t stale = r->ct_stale < n ? r->ct_stale : n;
-	r->ct_stale -= stale;
-	n -= (unsigned)stale;
-	r->ct_score = r->ct_score + (int)n > CT_MAX ? CT_MAX : r->ct_score + (int)n;
+	if (r->ct_stale)
+		r->ct_stale--;
+	else if (r->ct_score < CT_MAX)
+		r->ct_score++;
 }
 
 /* The program wrote clean page p: the store's copy is stale. Lift the
@@ -908,13 +909,12 @@ static bool fault_in(struct fm_client *c, struct fm_map *m, struct fm_region *r,
 		/* Evicted meanwhile: wake, it re-faults as MISSING. Still
 		 * resident: a stale protection, lift it (that wakes too). */
 		c->st.faults_wp++;
-		if ((*s & PS_STATE) == PS_RESIDENT && (*s & PS_CLEAN)) {
-			dirty_clean(c, r, p, addr);
-		} else if ((*s & PS_STATE) == PS_RESIDENT) {
-			unprotect(c, addr, 1);
-		} else {
+		if ((*s & PS_STATE) != PS_RESIDENT)
 			wake(c, addr);
-		}
+		else if (*s & PS_CLEAN)
+			dirty_clean(c, r, p, addr);
+		else
+			unprotect(c, addr, 1);
 		return false;
 	}
 	bool tried = false; /* the stream's window, led by p, was tried */

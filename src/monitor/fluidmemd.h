@@ -391,7 +391,7 @@ void event_replay(struct fm_client *c, const struct uffd_msg *msg);
 void wake(struct fm_client *c, uint64_t addr);
 bool inflight_has(struct fm_client *c, struct fm_region *r, uint64_t p);
 bool region_random(const struct fm_region *r);
-void clean_evicted(struct fm_region *r, unsigned n);
+void clean_evicted(struct fm_region *r);
 
 /* placement.c */
 void placement_note(struct fm_client *c, pid_t tid, bool streamed);

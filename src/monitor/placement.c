@@ -241,9 +241,9 @@ void placement_note(struct fm_client *c, pid_t tid, bool streamed)
 	P.streamed += streamed;
 	/* a placed window also ends after PLACE_WINDOW_NS: starved, its 32
 	 * faults could take a second */
-	uint64_t now = fm_now_ns();
-	if (P.n < PLACE_WINDOW && !(P.mode == WITH && P.sampled && now - P.at > PLACE_WINDOW_NS))
+	if (P.n < PLACE_WINDOW && !(P.mode == WITH && P.sampled && fm_now_ns() - P.at > PLACE_WINDOW_NS))
 		return;
+	uint64_t now = fm_now_ns();
 	unsigned n = P.n;
 	bool random = P.tid > 0 && P.streamed * 4 < P.n;
 	P.n = P.streamed = 0;
