@@ -240,6 +240,16 @@ void clean_evicted(struct fm_region *r)
 		r->ct_score++;
 }
 
+/* Page p of r is in memory now. A store that drops copies once read (the
+ * local one) drops its copy, unless the page came in clean: then the copy
+ * stays current until the page is written. */
+static void drop_read_copy(struct fm_client *c, struct fm_region *r, uint64_t p, uint8_t *s,
+			   struct fm_store *st, bool clean)
+{
+	if (st && (st->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
+		store_forget(payer(c, r), r, p, s, st);
+}
+
 /* The program wrote clean page p: the store's copy is stale. Lift the
  * protection; under `auto`, from the clean pages that follow too (the rest of
  * a prefetch window), so a write pass pays one WP fault, not one a page. A
@@ -272,8 +282,7 @@ static void dirty_clean(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t *t = page_state(r, p + i, false);
 		*t &= (uint8_t)~PS_CLEAN;
-		if (st && (st->ops->flags & FM_STORE_DROP_AFTER_READ))
-			store_forget(payer(c, r), r, p + i, t, st);
+		drop_read_copy(c, r, p + i, t, st, false);
 	}
 }
 
@@ -351,8 +360,7 @@ static bool fault_store(struct fm_client *c, struct fm_region *r, uint64_t p, ui
 	c->st.bytes_in += PAGE;
 	r->stored--;
 	clean = clean && rc == 0; /* EEXIST: the page there is not ours, nor protected */
-	if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
-		store_forget(payer(c, r), r, p, s, w->store);
+	drop_read_copy(c, r, p, s, w->store, clean);
 	*s = (uint8_t)((*s & (PS_QUEUED | PS_INSTORE)) | PS_RESIDENT | (clean ? PS_CLEAN : 0));
 	region_enqueue(r, p, s);
 	r->resident++;
@@ -566,8 +574,7 @@ static void prefetch_stride(struct fm_client *c, struct fm_region *r, uint64_t p
 		if (install(c, r, q[i], a, w->pages + (size_t)i * PAGE, 1, clean, false) != 1)
 			continue;
 		uint8_t *s = page_state(r, q[i], false);
-		if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
-			store_forget(payer(c, r), r, q[i], s, w->store);
+		drop_read_copy(c, r, q[i], s, w->store, clean);
 		r->stored--;
 		c->st.bytes_in += PAGE;
 		mark_resident(c, r, q[i], s);
@@ -805,8 +812,7 @@ static bool prefetch(struct fm_client *c, struct fm_region *r, uint64_t p, uint6
 			for (uint64_t t = 0; t < got; t++) {
 				uint8_t *s = page_state(r, q[i] + t, false);
 				if (stored) {
-					if ((w->store->ops->flags & FM_STORE_DROP_AFTER_READ) && !clean)
-						store_forget(payer(c, r), r, q[i] + t, s, w->store);
+					drop_read_copy(c, r, q[i] + t, s, w->store, clean);
 					r->stored--;
 					c->st.bytes_in += PAGE;
 				}
